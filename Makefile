@@ -1,0 +1,39 @@
+# One task runner: the README and CI use these targets.
+# `make demo` and `make test` set everything up themselves on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SHARED_CASTLE ?= ../shared/data/castle.jpg
+
+.PHONY: setup castle demo test lint lab references exercises bundle grade bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps -e .
+	touch $@
+
+# castle.jpg: the shared copy when there is one (CI, tests), else fetched on first use.
+castle:
+	@if [ ! -f data/castle.jpg ] && [ -f $(SHARED_CASTLE) ]; then \
+		mkdir -p data && cp $(SHARED_CASTLE) data/castle.jpg && chmod u+w data/castle.jpg; fi
+
+demo: setup castle
+	$(PY) -m lrpkit.demo --out figures/castle.png
+
+lint: setup
+	$(PY) -m ruff check .
+
+test: setup castle lint
+	$(PY) -m pytest -ra
+
+lab: setup castle
+	$(VENV)/bin/jupyter lab notebooks/
+
+references: setup castle
+	VGG16_WEIGHTS=standin $(PY) -m lrpkit.references
+
+clean:
+	rm -rf $(VENV) figures artifacts build dist *.egg-info

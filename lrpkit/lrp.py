@@ -1,0 +1,125 @@
+"""Reference Gradient x Input and LRP for torchvision's VGG-16 (instructors, tests, demo).
+
+``lrp`` implements Exercise 4 by the gradient trick ``z <- zp * [z / zp].detach()``: the
+z^B rule on the first convolution, LRP-gamma with one gamma per conv block on the other
+convolutions, dense layers left intact. The original layers are not copied: modified
+weights are computed on the fly, so explaining costs no model copy.
+"""
+
+import contextlib
+
+import torch
+import torch.nn.functional as F
+
+import utils
+
+#: gamma per VGG-16 conv block 1-5, as on the sheet: high in low blocks, near zero on top.
+GAMMAS = (10**-0.0, 10**-0.5, 10**-1.0, 10**-1.5, 10**-2.0)
+#: indices in ``model.features`` of the convolutions of each block.
+BLOCKS = ((0, 2), (5, 7), (10, 12, 14), (17, 19, 21), (24, 26, 28))
+#: stabiliser: zp + EPS * sign(zp) keeps z / zp finite where zp is zero.
+EPS = 1e-9
+
+
+def block_of(index):
+    """Block number (1-5) of the convolution at ``model.features[index]``."""
+    return next(b for b, layers in enumerate(BLOCKS, 1) if index in layers)
+
+
+def stabilize(zp, eps=EPS):
+    """zp moved away from zero by eps in the direction of its sign (zero counts as +)."""
+    return zp + eps * torch.where(zp >= 0, 1.0, -1.0).to(zp)
+
+
+def trick(z, zp):
+    """The gradient trick: forward value z, gradient that of zp."""
+    zp = stabilize(zp)
+    return zp * (z / zp).detach()
+
+
+@contextlib.contextmanager
+def frozen(model):
+    """Parameters do not require grad inside the block, so no weight gradients are computed."""
+    flags = [p.requires_grad for p in model.parameters()]
+    try:
+        for p in model.parameters():
+            p.requires_grad_(False)
+        yield model
+    finally:
+        for p, flag in zip(model.parameters(), flags):
+            p.requires_grad_(flag)
+
+
+def _check(model, X):
+    if model.training:
+        raise ValueError("the model is in training mode (dropout on): call model.eval() first")
+    if X.dim() != 4 or X.shape[1] != 3:
+        raise ValueError(f"X must be N x 3 x H x W; got shape {tuple(X.shape)}")
+
+
+def _select(out, c):
+    """Sum over the batch of each sample's logit of class c (an int or one class per sample)."""
+    c = torch.as_tensor(c, device=out.device).reshape(-1).expand(out.shape[0])
+    return out.gather(1, c[:, None]).sum()
+
+
+def gradient_x_input(model, X, c):
+    """Gradient x Input: R_i = x_i * df_c/dx_i, a tensor shaped like X (batches welcome)."""
+    _check(model, X)
+    X = X.detach().requires_grad_(True)
+    with frozen(model), torch.enable_grad():
+        (grad,) = torch.autograd.grad(_select(model(X), c), X)
+    return X.detach() * grad
+
+
+def _gamma(p, gamma):
+    return p + gamma * p.clamp(min=0)
+
+
+def lrp_forward(model, X, L, H, gammas=GAMMAS):
+    """VGG-16's forward pass with the LRP rules wired in by the gradient trick."""
+    features = model.features
+    conv0 = features[0]
+    z = conv0(X)
+    zp = (
+        z
+        - F.conv2d(L, conv0.weight.clamp(min=0), conv0.bias.clamp(min=0), padding=1)
+        - F.conv2d(H, conv0.weight.clamp(max=0), conv0.bias.clamp(max=0), padding=1)
+    )
+    a = trick(z, zp)
+    for i, layer in enumerate(features):
+        if i == 0:
+            continue
+        if isinstance(layer, torch.nn.Conv2d):
+            gamma = gammas[block_of(i) - 1]
+            with torch.no_grad():
+                z = layer(a)
+            zp = F.conv2d(
+                a, _gamma(layer.weight, gamma), _gamma(layer.bias, gamma),
+                stride=layer.stride, padding=layer.padding,
+            )
+            a = trick(z, zp)
+        elif isinstance(layer, torch.nn.ReLU):
+            a = F.relu(a)
+        else:
+            a = layer(a)
+    a = torch.flatten(model.avgpool(a), 1)
+    return model.classifier(a)
+
+
+def lrp(model, X, c, gammas=GAMMAS):
+    """LRP relevance X*dX + L*dL + H*dH of class c, shaped like X (batches welcome).
+
+    gammas: one gamma per conv block 1-5 (default: the sheet's).
+    """
+    _check(model, X)
+    if len(gammas) != 5:
+        raise ValueError(f"need one gamma per conv block 1-5; got {len(gammas)}")
+    L, H = utils.bounds(X.detach())
+    X = X.detach().requires_grad_(True)
+    L.requires_grad_(True)
+    H.requires_grad_(True)
+    with frozen(model), torch.enable_grad():
+        out = lrp_forward(model, X, L, H, gammas)
+        dX, dL, dH = torch.autograd.grad(_select(out, c), (X, L, H))
+    return (X * dX + L * dL + H * dH).detach()
