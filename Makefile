@@ -35,5 +35,21 @@ lab: setup castle
 references: setup castle
 	VGG16_WEIGHTS=standin $(PY) -m lrpkit.references
 
+exercises: setup
+	$(PY) -m lrpkit.student exercises
+
+bundle: setup castle
+	$(PY) -m lrpkit.student bundle --out dist/student-bundle
+
+SUBMISSIONS ?= submissions
+WORKERS ?= 2
+grade: setup castle
+	$(PY) -m lrpkit.grade $(SUBMISSIONS) --workers $(WORKERS) --out grades
+
+bench: setup castle
+	$(PY) -m lrpkit.bench
+	$(PY) -m lrpkit.explorer_bench
+	$(PY) -m lrpkit.grade_bench
+
 clean:
 	rm -rf $(VENV) figures artifacts build dist *.egg-info
