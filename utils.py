@@ -211,7 +211,9 @@ def load_vgg16(source=None):
             state = read_weights(cached, VGG16_SHA256)
         else:
             try:
-                state = torch.hub.load_state_dict_from_url(VGG16_URL, progress=True, check_hash=True)
+                state = torch.hub.load_state_dict_from_url(
+                    VGG16_URL, progress=True, check_hash=True
+                )
             except Exception as error:
                 raise RuntimeError(
                     OFFLINE_HELP.format(error=error, url=VGG16_URL, file=VGG16_FILE)

@@ -1,0 +1,148 @@
+"""The set-up files agree: requirements.txt and environment.yml (conda, Binder), pyproject's
+Python, the installed packages, and the commands the README, Makefile and CI name."""
+
+import re
+import subprocess
+import sys
+from importlib import metadata
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+
+import utils
+
+ROOT = utils.DATA.parent
+
+
+def requirements(path):
+    """{name: Requirement} of a pip requirements file; ``-r other.txt`` lines are followed."""
+    found = {}
+    for line in (ROOT / path).read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line.startswith("-r "):
+            found.update(requirements(line[3:].strip()))
+        elif line:
+            req = Requirement(line)
+            found[canonicalize_name(req.name)] = req
+    return found
+
+
+def conda_env():
+    return yaml.safe_load((ROOT / "environment.yml").read_text())
+
+
+def conda_pip_requirements():
+    (pip,) = [d["pip"] for d in conda_env()["dependencies"] if isinstance(d, dict)]
+    return {canonicalize_name(Requirement(r).name): Requirement(r) for r in pip}
+
+
+def as_text(reqs):
+    return {name: str(req.specifier) for name, req in reqs.items()}
+
+
+def test_environment_yml_pip_list_matches_requirements():
+    assert as_text(conda_pip_requirements()) == as_text(requirements("requirements.txt"))
+
+
+def test_torch_and_torchvision_pinned_exactly():
+    for reqs in (requirements("requirements.txt"), conda_pip_requirements()):
+        assert str(reqs["torch"].specifier) == "==2.14.1"
+        assert str(reqs["torchvision"].specifier) == "==0.29.1"
+
+
+@pytest.mark.parametrize("path", ["requirements.txt", "requirements-dev.txt"])
+def test_every_requirement_is_pinned_or_bounded(path):
+    for name, req in requirements(path).items():
+        ops = {spec.operator for spec in req.specifier}
+        assert ops & {"==", "<", "<=", "~="}, f"{path}: {name} has no upper bound ({req})"
+
+
+def test_dev_requirements_include_the_kits():
+    assert "-r requirements.txt" in (ROOT / "requirements-dev.txt").read_text()
+
+
+def test_python_version_agrees():
+    deps = [d for d in conda_env()["dependencies"] if isinstance(d, str)]
+    (python,) = [d for d in deps if d.startswith("python")]
+    assert python == "python=3.11"
+    text = (ROOT / "pyproject.toml").read_text()
+    (requires,) = re.findall(r'^requires-python = "(.+)"$', text, flags=re.M)
+    assert "3.11" in SpecifierSet(requires) and "3.12" not in SpecifierSet(requires)
+    assert sys.version_info[:2] == (3, 11)
+
+
+def test_installed_packages_satisfy_the_pins():
+    wrong = []
+    for name, req in requirements("requirements-dev.txt").items():
+        try:
+            version = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            wrong.append(f"{name}: not installed")
+            continue
+        # torch's CPU/CUDA wheels carry a local label (2.14.1+cpu): compare the release.
+        if not req.specifier.contains(version.split("+")[0], prereleases=True):
+            wrong.append(f"{name} {version} does not satisfy {req}")
+    assert not wrong, "run `make setup` again: " + "; ".join(wrong)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("folder", ["tests", "outside"])
+def test_utils_imports_without_path_edits(folder, tmp_path):
+    # The kit is installed editable: `import utils` works from any folder (notebooks/ too),
+    # not only from the repo root, with no sys.path edits.
+    cwd = tmp_path if folder == "outside" else ROOT / folder
+    done = subprocess.run(
+        [sys.executable, "-c", "import utils, lrpkit; print(utils.__file__)"],
+        cwd=cwd, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(ROOT / "utils.py")
+
+
+# ---------------------------------------------------------------------------
+# commands: Makefile, CI, README
+# ---------------------------------------------------------------------------
+
+
+def make_targets():
+    return set(re.findall(r"^([A-Za-z][\w-]*):", (ROOT / "Makefile").read_text(), flags=re.M))
+
+
+def make_recipe(target):
+    text = (ROOT / "Makefile").read_text()
+    match = re.search(rf"^{target}:(.*)\n((?:\t.*\n?)*)", text, flags=re.M)
+    assert match, f"no `{target}` target in the Makefile"
+    return match.group(1), match.group(2)
+
+
+def test_ci_runs_the_readme_test_command():
+    lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert "make test" in [line.strip() for line in lines]
+
+
+def test_make_test_sets_up_lints_and_tests():
+    deps, recipe = make_recipe("test")
+    assert {"setup", "lint"} <= set(deps.split())
+    assert "pytest" in recipe
+    _, lint_recipe = make_recipe("lint")
+    assert "ruff check" in lint_recipe
+
+
+def test_make_demo_runs_the_demo():
+    deps, recipe = make_recipe("demo")
+    assert "setup" in deps.split()
+    assert "-m lrpkit.demo" in recipe and "figures/castle.png" in recipe
+
+
+def test_readme_commands_exist():
+    readme = (ROOT / "README.md").read_text()
+    # Commands: `make x` inline, a code line starting with make, or VAR=value make x.
+    named = set(re.findall(r"(?:^|`|\w=\S*\s)make ([a-z][\w-]*)", readme, flags=re.M))
+    assert {"demo", "test", "lab"} <= named
+    assert named <= make_targets(), f"README names missing targets: {named - make_targets()}"
+    for phrase in ("VGG16_WEIGHTS=standin", "VGG16_WEIGHTS=/path/to/vgg16-397923af.pth",
+                   "environment.yml", "pip install --no-deps -e .", "jupyter lab notebooks/"):
+        assert phrase in readme, f"README should mention {phrase!r}"
