@@ -41,6 +41,8 @@ SHEET_GAMMAS = {
 }  # fmt: skip
 #: where a near-match with a wrong variant counts as "that is the mistake".
 NEAR = 1e-3
+#: check_input's tolerance (relative L2) for pixels a different JPEG decoder rounds otherwise.
+DECODER_TOL = 2e-2
 PASS_TOL = f"relative L2 error below {TOL:.0e} in float64"
 
 
@@ -77,6 +79,11 @@ def input_sha256(X):
 def castle_input():
     """castle.jpg as VGG-16's input X (1 x 3 x 224 x 224 float32), as the notebooks build it."""
     return utils.normalize(utils.load_image(utils.castle_path()))
+
+
+def castle_pixels():
+    """castle.jpg decoded here, as 224 x 224 x 3 RGB bytes (what data/reference/ stores)."""
+    return numpy.round(utils.load_image(utils.castle_path()) * 255).astype(numpy.uint8)
 
 
 def standin():
@@ -118,10 +125,14 @@ def _stale(what):
 
 @functools.cache
 def _X():
-    """The grading input, checked against the stored references."""
-    X = castle_input()
+    """The grading input: castle.jpg's pixels as stored with the references, normalised.
+
+    The pixels come from data/reference/, not from decoding castle.jpg here, so a JPEG
+    decoder that rounds a few pixels differently (another OpenCV build) changes nothing.
+    """
+    X = utils.normalize(_arrays()["castle_pixels"].numpy() / 255.0)
     if input_sha256(X) != _meta()["input_sha256"]:
-        raise _stale("castle.jpg as decoded here (OpenCV)")
+        raise _stale("The grading input rebuilt from data/reference/")
     return X
 
 
@@ -292,7 +303,8 @@ def check_input(X):
                 "convert with torch.FloatTensor(...) or .float() (utils.normalize does)",
             )
         Xd = X.detach().double()
-        if _rel(Xd, ref) < 1e-5:
+        # Up to DECODER_TOL: other JPEG decoders may round some pixels by a level or two.
+        if _rel(Xd, ref) < DECODER_TOL:
             return "X is castle.jpg as VGG-16 expects it (1x3x224x224 float32, RGB, normalised)"
         mean, std = utils.MEAN.double(), utils.STD.double()
         img = ref.double() * std + mean  # RGB in [0, 1]

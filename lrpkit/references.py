@@ -31,7 +31,7 @@ import torchvision
 import utils
 from lrpkit import checks, lrp
 
-FILES = ("gxi.npz", "lrp.npz", "diagnosis.npz")
+FILES = ("gxi.npz", "lrp.npz", "diagnosis.npz", "input.npz")
 PROBE_SEED = 483
 
 
@@ -146,7 +146,8 @@ def compute(model, X, c=checks.CLASS):
     diagnosis |= _probe_px(rng) | _probe_conv(rng)
     numpy_ = lambda d: {k: v.detach().numpy() for k, v in d.items()}
     return {"gxi.npz": numpy_({"gxi": gxi}), "lrp.npz": numpy_({"lrp": R}),
-            "diagnosis.npz": numpy_(diagnosis)}  # fmt: skip
+            "diagnosis.npz": numpy_(diagnosis),
+            "input.npz": {"castle_pixels": checks.castle_pixels()}}  # fmt: skip
 
 
 def main(out=checks.REFERENCE):

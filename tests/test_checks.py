@@ -529,3 +529,18 @@ def test_checks_refuse_references_of_another_installation(monkeypatch, X):
     finally:
         checks._X.cache_clear()
         checks._model.cache_clear()
+
+
+def test_grading_input_comes_from_stored_pixels(X):
+    pixels = checks._arrays()["castle_pixels"].numpy()
+    assert pixels.dtype == numpy.uint8 and pixels.shape == (224, 224, 3)
+    assert numpy.array_equal(pixels, checks.castle_pixels())  # this machine's decoder agrees
+    assert torch.equal(checks._X(), utils.normalize(pixels / 255.0))
+
+
+def test_check_input_tolerates_another_decoders_rounding(capsys):
+    # another JPEG decoder: every tenth pixel one level off
+    pixels = checks._arrays()["castle_pixels"].numpy().astype(int)
+    pixels[::10, ::10] = (pixels[::10, ::10] + 1).clip(0, 255)
+    assert checks.check_input(utils.normalize(pixels / 255.0))
+    assert capsys.readouterr().out.startswith("PASS check_input")
