@@ -1,0 +1,420 @@
+"""Student versions (lrpkit.student): stubs, drift, running them, and the student bundle."""
+
+import ast
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+from lrpkit import grade, student
+
+ROOT = Path(__file__).resolve().parents[1]
+SOLUTION_NAMES = ("ex3_gradient_x_input.ipynb", "ex4_lrp.ipynb")
+HAVE_SOLUTIONS = all((student.SOLUTIONS / name).is_file() for name in SOLUTION_NAMES)
+needs_solutions = pytest.mark.skipif(
+    not HAVE_SOLUTIONS, reason="notebooks/solutions/ not written yet"
+)
+
+
+def nb(*cells):
+    made = []
+    for kind, source, *tags in cells:
+        new = nbformat.v4.new_code_cell if kind == "code" else nbformat.v4.new_markdown_cell
+        cell = new(source)
+        if tags:
+            cell.metadata["tags"] = list(tags[0])
+        if kind == "code":
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="out\n")]
+            cell.execution_count = 1
+        made.append(cell)
+    return nbformat.v4.new_notebook(cells=made)
+
+
+FUNC = """\
+def f(x):
+    \"\"\"Doc stays.\"\"\"
+    y = x  # given
+    # BEGIN SOLUTION: Exercise 3 -- implement f: return 2 y
+    z = 2 * y
+    return z
+    # END SOLUTION"""
+
+
+# ---------------------------------------------------------------------------
+# the generator, on crafted notebooks
+# ---------------------------------------------------------------------------
+
+
+def test_region_becomes_a_stub_at_its_indentation_and_given_code_stays():
+    out = student.exercise_notebook(nb(("code", FUNC)))
+    assert out.cells[0].source == (
+        "def f(x):\n"
+        '    """Doc stays."""\n'
+        "    y = x  # given\n"
+        '    raise NotImplementedError("Exercise 3 -- implement f: return 2 y")'
+    )
+    namespace = {}
+    exec(out.cells[0].source, namespace)
+    with pytest.raises(NotImplementedError, match="^Exercise 3 -- implement f: return 2 y$"):
+        namespace["f"](1)
+
+
+def test_top_level_region_outputs_and_solution_cells():
+    source = "import math\n# BEGIN SOLUTION: Exercise 4 -- say \"hi\"\nprint('hi')\n# END SOLUTION"
+    original = nb(
+        ("md", "**Task:** say hi"),
+        ("code", source, ["nbval-ignore-output"]),
+        ("md", "The answer is print.", ["solution"]),
+        ("code", "secret = 1", ["solution"]),
+    )
+    out = student.exercise_notebook(original)
+    assert [c.cell_type for c in out.cells] == ["markdown", "code"]
+    assert out.cells[0].source == "**Task:** say hi"
+    assert (
+        out.cells[1].source
+        == 'import math\nraise NotImplementedError("Exercise 4 -- say \\"hi\\"")'
+    )
+    assert out.cells[1].outputs == [] and out.cells[1].execution_count is None
+    assert out.cells[1].metadata["tags"] == ["nbval-ignore-output"]
+    assert original.cells[1].source == source, "the solution notebook is not changed"
+    with pytest.raises(NotImplementedError, match='Exercise 4 -- say "hi"'):
+        exec(out.cells[1].source, {})
+
+
+def test_long_stubs_are_wrapped_and_keep_their_message():
+    stub = "Exercise 4 -- " + " ".join(f"word{i}" for i in range(40))
+    source = f"if True:\n    # BEGIN SOLUTION: {stub}\n    pass\n    # END SOLUTION"
+    out = student.exercise_notebook(nb(("code", source))).cells[0].source
+    assert max(len(line) for line in out.splitlines()) <= student.LINE_LENGTH
+    assert len(out.splitlines()) > 3
+    with pytest.raises(NotImplementedError) as raised:
+        exec(out, {})
+    assert str(raised.value) == stub
+
+
+def test_solved_regions_are_kept_without_markers():
+    original = nb(
+        ("code", FUNC), ("code", "# BEGIN SOLUTION: Exercise 4 -- b\nb = 2\n# END SOLUTION")
+    )
+    out = student.exercise_notebook(original, solved={1})
+    assert "raise NotImplementedError" in out.cells[0].source
+    assert out.cells[1].source == "b = 2"
+    assert student.stubs(original) == ["Exercise 3 -- implement f: return 2 y", "Exercise 4 -- b"]
+
+
+@pytest.mark.parametrize(
+    "source, words",
+    [
+        ("# BEGIN SOLUTION: Exercise 3 -- x\nx = 1", "no END SOLUTION"),
+        ("x = 1\n# END SOLUTION", "END SOLUTION without BEGIN"),
+        ("# BEGIN SOLUTION: a\n# BEGIN SOLUTION: b\n# END SOLUTION", "inside a region"),
+        ("# BEGIN SOLUTION:   \nx = 1\n# END SOLUTION", "needs a stub text"),
+    ],
+)
+def test_broken_markers_are_refused(source, words):
+    with pytest.raises(student.MarkerError, match=words):
+        student.exercise_notebook(nb(("code", source)))
+
+
+def test_markers_in_markdown_are_refused():
+    with pytest.raises(student.MarkerError, match="outside a code cell"):
+        student.exercise_notebook(nb(("md", "Text\n# BEGIN SOLUTION: x")))
+
+
+def test_solution_lines_are_those_only_in_solutions():
+    original = nb(
+        ("code", "return zp * (z / zp).data\n# BEGIN SOLUTION: Exercise 4 -- c\n"
+                 "pconv = 1\nreturn zp * (z / zp).data\n# END SOLUTION"),
+        ("md", "A hint only solutions have.", ["solution"]),
+    )  # fmt: skip
+    assert student.solution_lines(original) == {"pconv = 1", "A hint only solutions have."}
+
+
+def test_drift_is_detected(tmp_path):
+    solutions, exercises = tmp_path / "solutions", tmp_path / "exercises"
+    solutions.mkdir()
+    nbformat.write(nb(("code", FUNC)), str(solutions / "a.ipynb"))
+    student.write_exercises(solutions, exercises)
+    assert student.drift(solutions, exercises) == []
+    assert (
+        student.render(student.read(exercises / "a.ipynb")) == (exercises / "a.ipynb").read_text()
+    ), "what is written reads back to the same text"
+    (exercises / "stale.ipynb").write_text("{}")
+    changed = nb(("code", FUNC.replace("y = x", "y = x + 0")))
+    nbformat.write(changed, str(solutions / "a.ipynb"))
+    problems = student.drift(solutions, exercises)
+    assert any(p.startswith("a.ipynb: differs") for p in problems)
+    assert "stale.ipynb: has no solution notebook" in problems
+    student.write_exercises(solutions, exercises)
+    assert student.drift(solutions, exercises) == []
+    assert not (exercises / "stale.ipynb").exists()
+
+
+# ---------------------------------------------------------------------------
+# the real exercises
+# ---------------------------------------------------------------------------
+
+
+@needs_solutions
+def test_exercises_do_not_drift_from_the_solutions():
+    problems = student.drift()
+    assert not problems, f"run `make exercises`: {problems}"
+
+
+@needs_solutions
+def test_check_command_reports_drift(tmp_path, monkeypatch):
+    assert student.main(["check"]) == 0
+    monkeypatch.setattr(student, "EXERCISES", tmp_path)
+    assert student.main(["check"]) == 1
+
+
+@needs_solutions
+@pytest.mark.parametrize("name", SOLUTION_NAMES)
+def test_stubs_name_their_exercise_and_keep_the_task_text(name):
+    solution = student.read(student.SOLUTIONS / name)
+    exercise = student.read(student.EXERCISES / name)
+    number = name[2]
+    stubs = student.stubs(solution)
+    assert stubs, "every exercise has at least one task"
+    for stub in stubs:
+        assert re.match(r"Exercise [34] -- \S", stub), stub
+    assert any(stub.startswith(f"Exercise {number} --") for stub in stubs)
+    sources = [c.source for c in exercise.cells]
+    for stub in stubs:
+        lines = [student.stub_line(indent, stub) for indent in ("", " " * 4, " " * 8)]
+        assert any(line in s for s in sources for line in lines), stub
+    kept = [c.source for c in solution.cells if c.cell_type == "markdown"
+            and "solution" not in student.tags(c)]  # fmt: skip
+    assert kept == [c.source for c in exercise.cells if c.cell_type == "markdown"]
+    assert any("**Task:**" in s for s in kept)
+    lines = {line.strip() for s in sources for line in s.splitlines()}
+    for line in student.solution_lines(solution):
+        assert line not in lines, f"solution line in the exercise: {line}"
+
+
+@needs_solutions
+def test_given_code_stays():
+    ex4 = "\n".join(c.source for c in student.read(student.EXERCISES / "ex4_lrp.ipynb").cells)
+    solution = student.read(student.SOLUTIONS / "ex4_lrp.ipynb")
+    convpx = next(c.source for c in solution.cells if c.source.startswith("class ConvPx"))
+    assert convpx in ex4, "ConvPx is given as it is"
+    for given in ("features[i] = ConvPx(features[i])", "features[i] = Conv(features[i], ",
+                  "lrpmodel.eval()", "utils.bounds(X)"):  # fmt: skip
+        assert given in ex4, given
+
+
+def run_until_error(notebook, cwd, env):
+    """Execute top to bottom like Jupyter's Run All; the first error, or None."""
+    client = NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
+    )
+    try:
+        client.execute(env=env)
+    except CellExecutionError as error:
+        return error
+    return None
+
+
+@pytest.fixture(scope="module")
+def kernel_env(tmp_path_factory):
+    """The notebooks' own model from a saved stand-in (the same weights, loaded in 0.5 s)."""
+    cache = grade.make_standin_cache(tmp_path_factory.mktemp("standin") / "standin.pt")
+    no_network = {k: "http://127.0.0.1:9" for k in ("http_proxy", "https_proxy")}
+    return dict(os.environ, VGG16_WEIGHTS=str(cache), MPLBACKEND="Agg", **no_network)
+
+
+@pytest.mark.slow
+@needs_solutions
+@pytest.mark.parametrize("name", SOLUTION_NAMES)
+def test_running_an_exercise_stops_at_each_task_with_its_message(name, kernel_env, bundle):
+    """Run All stops at the first task not done, with that task's NotImplementedError; with
+    the tasks before it solved, at the next one -- never with another error first. (Run in
+    the student bundle, as a student would.)"""
+    solution = student.read(student.SOLUTIONS / name)
+    stubs = student.stubs(solution)
+    for k, stub in enumerate(stubs):
+        notebook = in_bundle(student.exercise_notebook(solution, solved=range(k)))
+        error = run_until_error(notebook, bundle, kernel_env)
+        assert error is not None, f"{name} ran through with task {k} not done"
+        assert error.ename == "NotImplementedError", (k, error.ename, error.evalue)
+        assert error.evalue == stub, (k, error.evalue)
+
+
+# ---------------------------------------------------------------------------
+# the student bundle
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory, castle_file):
+    if not HAVE_SOLUTIONS or not (ROOT / "lrpkit" / "checks.py").is_file():
+        pytest.skip("solutions and checks not written yet")
+    out = tmp_path_factory.mktemp("bundle") / "student-bundle"
+    student.bundle(out)
+    if not (out / "data" / "castle.jpg").is_file():  # `make bundle` copies it; tests may lack it
+        shutil.copyfile(castle_file, out / "data" / "castle.jpg")
+    return out
+
+
+#: first cell of notebooks run in the bundle: a student has no editable install of the kit
+DROP_KIT = "import sys\nsys.meta_path[:] = [f for f in sys.meta_path if 'ditable' not in repr(f)]"
+
+
+def in_bundle(notebook):
+    notebook.cells.insert(0, nbformat.v4.new_code_cell(DROP_KIT))
+    return notebook
+
+
+def bundle_files(folder):
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def test_bundle_holds_what_students_need_and_nothing_else(bundle):
+    files = bundle_files(bundle)
+    needed = ["README.md", "utils.py", "lrpkit/__init__.py", "lrpkit/checks.py"]
+    needed += ["lrpkit/explorer.py", "environment.yml", "requirements.txt", *SOLUTION_NAMES]
+    for name in needed:
+        assert name in files, name
+    references = bundle_files(ROOT / "data" / "reference")
+    assert [f for f in files if f.startswith("data/reference/")] == [
+        "data/reference/" + name for name in references
+    ]
+    assert (bundle / student.MARK).is_file()
+    files.remove(student.MARK)
+    allowed = re.compile(r"(README\.md|utils\.py|environment\.yml|requirements\.txt"
+                         r"|lrpkit/(__init__|checks|explorer)\.py|data/reference/.*"
+                         r"|data/castle\.jpg|ex[34]_\w+\.ipynb)")  # fmt: skip
+    assert [f for f in files if not allowed.fullmatch(f)] == []
+    assert "lrpkit/lrp.py" not in files
+    for name in SOLUTION_NAMES:
+        assert (bundle / name).read_text() == (student.EXERCISES / name).read_text()
+    init = (bundle / "lrpkit" / "__init__.py").read_text()
+    assert not [n for n in ast.walk(ast.parse(init)) if isinstance(n, ast.Import | ast.ImportFrom)]
+
+
+def secret_lines():
+    return student.solution_lines(*map(student.read, sorted(student.SOLUTIONS.glob("*.ipynb"))))
+
+
+def test_no_solution_line_leaks_into_the_bundle(bundle):
+    secrets = secret_lines()
+    assert secrets, "the solutions have solution regions"
+    leaks = []
+    for path in sorted(p for p in bundle.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:  # binary (references, castle.jpg): look for the bytes
+            leaks += [(path.name, s) for s in secrets if len(s) >= 16 and s.encode() in data]
+            continue
+        if path.suffix == ".ipynb":
+            notebook = nbformat.reads(text, as_version=4)
+            text = "\n".join(c.source for c in notebook.cells)
+        lines = {line.strip() for line in text.splitlines()}
+        leaks += [(path.name, s) for s in secrets if s in lines]
+    assert not leaks
+
+
+def is_gradient_trick(node):
+    """a * (b / c).detach() or .data: the ratio detached, as in Conv.forward."""
+    if not (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult)):
+        return False
+    for side in (node.left, node.right):
+        inner = None
+        if isinstance(side, ast.Call) and isinstance(side.func, ast.Attribute):
+            inner = side.func.value if side.func.attr == "detach" else None
+        elif isinstance(side, ast.Attribute) and side.attr == "data":
+            inner = side.value
+        if isinstance(inner, ast.BinOp) and isinstance(inner.op, ast.Div):
+            return True
+    return False
+
+
+def test_is_gradient_trick_finds_the_answer():
+    tree = ast.parse("def forward(self, X):\n    return zp * (z / zp).detach()")
+    assert any(is_gradient_trick(n) for n in ast.walk(tree))
+    tree = ast.parse("y = (z / zp).data * zp")
+    assert any(is_gradient_trick(n) for n in ast.walk(tree))
+    assert not any(is_gradient_trick(n) for n in ast.walk(ast.parse("y = a * (b / c)")))
+
+
+def test_bundled_code_holds_no_answer(bundle):
+    """No gradient_x_input, no Conv class, no Module whose forward uses the gradient trick,
+    and no import of the reference solution lrpkit.lrp."""
+    for path in sorted(bundle.rglob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            where = f"{path.relative_to(bundle)}:{getattr(node, 'lineno', '?')}"
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                assert node.name not in ("gradient_x_input", "lrp", "lrp_relevance"), where
+            if isinstance(node, ast.ClassDef):
+                assert node.name != "Conv", where
+                bases = {ast.unparse(b) for b in node.bases}
+                if bases & {"torch.nn.Module", "nn.Module", "Module"}:
+                    assert not any(is_gradient_trick(n) for n in ast.walk(node)), where
+            if isinstance(node, ast.ImportFrom):
+                names = {node.module or ""} | {f"{node.module}.{a.name}" for a in node.names}
+                assert not names & {"lrpkit.lrp", "lrp"}, where
+            if isinstance(node, ast.Import):
+                assert all(a.name != "lrpkit.lrp" for a in node.names), where
+
+
+def test_bundle_imports_its_own_kit(bundle):
+    """In the bundle folder `utils` and `lrpkit.checks` are the bundle's; lrpkit.lrp is absent."""
+    code = (
+        "import sys\n"  # a student has no editable install of the kit: drop its finder
+        "sys.meta_path[:] = [f for f in sys.meta_path if 'Editable' not in repr(f)]\n"
+        "import utils, lrpkit.checks, pathlib, importlib.util\n"
+        "print(pathlib.Path(utils.__file__).parent)\n"
+        "print(lrpkit.checks.REFERENCE.is_dir())\n"
+        "print(importlib.util.find_spec('lrpkit.lrp'))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=bundle, capture_output=True, text=True, check=True
+    ).stdout.split("\n")
+    assert out[:3] == [str(bundle), "True", "None"]
+
+
+@pytest.mark.slow
+def test_bundle_runs_on_its_own(bundle, kernel_env):
+    """From the bundle folder, without the kit installed: the given code and the self-check of
+    X run (castle.jpg and the references are found in the bundle), then the first task stops
+    the run with its message."""
+    notebook = in_bundle(student.read(bundle / SOLUTION_NAMES[0]))
+    error = run_until_error(notebook, bundle, kernel_env)
+    first = student.stubs(student.read(student.SOLUTIONS / SOLUTION_NAMES[0]))[0]
+    assert (error.ename, error.evalue) == ("NotImplementedError", first)
+    verdicts = [o.get("text", "") for c in notebook.cells if "check" in student.tags(c)
+                for o in c.get("outputs", [])]  # fmt: skip
+    assert verdicts and verdicts[0].startswith("PASS check_input"), verdicts
+
+
+def test_bundle_command(tmp_path):
+    if not HAVE_SOLUTIONS or not (ROOT / "lrpkit" / "checks.py").is_file():
+        pytest.skip("solutions and checks not written yet")
+    assert student.main(["bundle", "--out", str(tmp_path / "b"), "--no-castle"]) == 0
+    assert (tmp_path / "b" / "README.md").is_file()
+    assert not (tmp_path / "b" / "data" / "castle.jpg").exists()
+    assert student.main(["bundle", "--out", str(ROOT)]) == 2, "never empties the kit itself"
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    assert student.main(["bundle", "--out", str(tmp_path / "mine")]) == 2
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+    assert student.main(["bundle", "--out", str(tmp_path / "b"), "--no-castle"]) == 0, "rebuilds"
+
+
+@needs_solutions
+def test_exercises_pass_the_linter():
+    """`make lint` lints notebooks too: a stub must not leave a name undefined or unused."""
+    out = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--no-cache", str(student.EXERCISES)],
+        cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout
