@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SHARED_CASTLE ?= ../shared/data/castle.jpg
 
-.PHONY: setup castle demo test lint lab references exercises bundle grade bench clean
+.PHONY: setup castle browser demo test lint lab references exercises bundle grade bench clean
 
 setup: $(VENV)/.installed
 
@@ -20,13 +20,19 @@ castle:
 	@if [ ! -f data/castle.jpg ] && [ -f $(SHARED_CASTLE) ]; then \
 		mkdir -p data && cp $(SHARED_CASTLE) data/castle.jpg && chmod u+w data/castle.jpg; fi
 
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Debian's headless Chromium + driver for tests/test_explorer_browser.py (nothing downloads a browser).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends chromium chromium-driver)
+
 demo: setup castle
 	$(PY) -m lrpkit.demo --out figures/castle.png
 
 lint: setup
 	$(PY) -m ruff check .
 
-test: setup castle lint
+test: setup castle browser lint
 	$(PY) -m pytest -ra
 
 lab: setup castle

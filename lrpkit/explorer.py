@@ -1,0 +1,380 @@
+"""Interactive per-block gamma explorer: LRP heatmaps of VGG-16 redrawn as you move gamma.
+
+Students and instructors call ``explore(model, X)`` as the last line of a notebook cell. It
+shows five log-scale sliders (gamma of conv blocks 1-5, starting at the sheet's values), a
+method choice (Gradient x Input or LRP), a class choice (castle and the model's top-5), the
+image beside the heatmap, and the relevance sum at the top of every block.
+
+The engine is an explicit, layer-by-layer LRP (the four steps of the LRP overview paper):
+zp_k = sum_j a_j rho(w_jk) + stabiliser; s_k = R_k / zp_k; c_j = sum_k rho(w_jk) s_k;
+R_j = a_j c_j. It uses no autograd, and it is fast because almost everything is cached:
+
+- one forward pass per image stores, for every convolution, its output z and
+  z_plus = conv(a, w+) + b+. LRP-gamma's denominator is then zp = z + gamma * z_plus, so a
+  new gamma needs no forward convolution, only elementwise work and one transposed
+  convolution per layer;
+- the message c arriving at the top of every block is kept per class, so a gamma change
+  in block k recomputes blocks k, k-1, ..., 1 only: at most one backward pass over them.
+
+Gradient x Input runs on the same engine with LRP-0 everywhere (z rule with the bias in the
+denominator), which for a ReLU network gives exactly the gradient times the input.
+"""
+
+import io
+import math
+import time
+from collections import Counter
+
+import ipywidgets as widgets
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
+
+import utils
+
+#: the sheet's gamma per conv block 1-5: high in low blocks, near zero on top.
+GAMMAS = (10**-0.0, 10**-0.5, 10**-1.0, 10**-1.5, 10**-2.0)
+#: indices in ``model.features`` of the convolutions of each block.
+BLOCKS = ((0, 2), (5, 7), (10, 12, 14), (17, 19, 21), (24, 26, 28))
+#: stabiliser: zp + EPS * sign(zp), zero counting as +, as in the course's reference LRP.
+EPS = 1e-9
+GXI, LRP = "Gradient × Input", "LRP"
+METHODS = (GXI, LRP)
+CASTLE = 483
+#: slider range, as powers of ten: gamma from 1e-4 (almost LRP-0) to 10 (almost z+).
+EXPONENTS = (-4.0, 1.0)
+
+
+def stabilize(zp, eps=EPS):
+    """zp + eps * sign(zp), zero counting as +: keeps R / zp finite."""
+    return zp + eps * torch.where(zp >= 0, 1.0, -1.0).to(zp)
+
+
+class _Conv:
+    """A convolution and the ReLU after it: cached forward state and the LRP rules.
+
+    Going down, each rule maps the message c_k at the ReLU's output (R_k = a_k c_k) to the
+    message at the convolution's input, c_j = sum_k rho(w_jk) s_k with s_k = R_k / zp_k.
+    s_k = c_k * (a_k / zp_k) and the ratio a_k / zp_k is cached: it changes with gamma only.
+    """
+
+    def __init__(self, index, conv, a, L, H):
+        self.index, self.conv = index, conv
+        w, b = conv.weight, conv.bias
+        self.z = self._forward(a, w, b)
+        # output_padding that gives the transposed convolution the input's size back
+        self.pad = tuple(
+            n - ((m - 1) * s - 2 * p + d * (k - 1) + 1)
+            for n, m, s, p, d, k in zip(
+                a.shape[-2:], self.z.shape[-2:], conv.stride, conv.padding, conv.dilation,
+                conv.kernel_size,
+            )
+        )
+        if index == 0:
+            # z^B rule: the lowest and highest pixel values L, H bound what each input can add.
+            zB = (
+                self.z
+                - self._forward(L, w.clamp(min=0), b.clamp(min=0))
+                - self._forward(H, w.clamp(max=0), b.clamp(max=0))
+            )
+            self.ratio = self.z.clamp(min=0) / stabilize(zB)
+            # x, -l and -h times w, w+ and w- in one transposed convolution
+            self.wB = torch.cat([w, -w.clamp(min=0), -w.clamp(max=0)], dim=1)
+            self.X, self.XLH = a, torch.cat([a, L, H], dim=1)
+        else:
+            # LRP-gamma's zp = z + gamma * z_plus for every gamma, from this one convolution.
+            self.z_plus = self._forward(a, w.clamp(min=0), b.clamp(min=0))
+        self._gamma = None  # (gamma, a / zp, w + gamma * w+) for the last gamma used
+
+    def _forward(self, a, w, b):
+        c = self.conv
+        return F.conv2d(a, w, b, c.stride, c.padding, c.dilation, c.groups)
+
+    def _backward(self, s, w):
+        """c_j = sum_k w_jk s_k: the transposed convolution (gradient with respect to the input)."""
+        c = self.conv
+        return F.conv_transpose2d(s, w, None, c.stride, c.padding, self.pad, c.groups, c.dilation)
+
+    def lrp0(self, c):
+        """LRP-0, z_k = sum_j a_j w_jk + b_k: s_k = c_k where a_k > 0 (Gradient x Input)."""
+        # a_k / z_k is 1 where the ReLU lets z through, else 0: no division needed.
+        c = self._backward(torch.where(self.z > 0, c, 0), self.conv.weight)
+        return self.X * c if self.index == 0 else c  # on the pixels: R_i = x_i c_i
+
+    def lrp_gamma(self, c, gamma):
+        """LRP-gamma: zp_k = sum_j a_j (w_jk + gamma w_jk^+) + b_k + gamma b_k^+."""
+        if self._gamma is None or self._gamma[0] != gamma:
+            w = self.conv.weight
+            zp = stabilize(torch.add(self.z, self.z_plus, alpha=gamma))
+            self._gamma = (gamma, self.z.clamp(min=0) / zp, w + gamma * w.clamp(min=0))
+        _, ratio, w = self._gamma
+        return self._backward(c * ratio, w)
+
+    def zbox(self, c):
+        """z^B: R_i = sum_j (x_i w_ij - l_i w_ij^+ - h_i w_ij^-) R_j / zB_j on the pixels."""
+        R = self.XLH * self._backward(c * self.ratio, self.wB)
+        return R[:, 0:3] + R[:, 3:6] + R[:, 6:9]
+
+
+class _Pool:
+    """Max pooling: relevance goes back to the winning input (winner takes all)."""
+
+    def __init__(self, pool, a):
+        self.pool, self.shape = pool, a.shape
+        self.a, self.indices = F.max_pool2d(
+            a, pool.kernel_size, pool.stride, pool.padding, pool.dilation,
+            pool.ceil_mode, return_indices=True,
+        )
+
+    def route(self, c):
+        # R = a c and the winner's a is the same on both sides, so c is routed like R.
+        p = self.pool
+        return F.max_unpool2d(c, self.indices, p.kernel_size, p.stride, p.padding, self.shape[-2:])
+
+
+class Engine:
+    """Cached explicit LRP of one image through VGG-16 (no autograd involved).
+
+    ``relevance(method, c, gammas)`` returns the pixel relevance and recomputes only what
+    changed since the last call for the same method and class. ``counts`` counts forward
+    passes (``"forward"``), dense-head passes (``"head"``) and block recomputations (1-5).
+    """
+
+    def __init__(self, model, X):
+        if model.training:
+            raise ValueError("the model is in training mode (dropout on): call model.eval() first")
+        if X.dim() != 4 or X.shape[0] != 1 or X.shape[1] != 3:
+            raise ValueError(f"X must be one image, 1 x 3 x H x W; got shape {tuple(X.shape)}")
+        p = next(model.parameters())
+        self.model = model
+        self.counts = Counter()
+        self._cache = {}
+        with torch.no_grad():  # a copy that is not part of any autograd graph
+            self.X = X.to(device=p.device, dtype=p.dtype).clone()
+            self._forward()
+
+    @torch.no_grad()
+    def _forward(self):
+        """The one forward pass: caches every convolution's z and z_plus, every pool's winners."""
+        self.counts["forward"] += 1
+        L, H = utils.bounds(self.X)
+        a, blocks, steps = self.X, [], []
+        for i, layer in enumerate(self.model.features):
+            if isinstance(layer, torch.nn.Conv2d):
+                if not isinstance(self.model.features[i + 1], torch.nn.ReLU):
+                    raise ValueError(f"features[{i}] is not followed by a ReLU; expected VGG-16")
+                conv = _Conv(i, layer, a, L, H)
+                steps.append(conv)
+                a = conv.z
+            elif isinstance(layer, torch.nn.ReLU):
+                a = F.relu(a)  # the ReLU is part of the _Conv before it
+            elif isinstance(layer, torch.nn.MaxPool2d):
+                pool = _Pool(layer, a)
+                blocks.append([*steps, pool])
+                steps, a = [], pool.a
+            else:
+                raise ValueError(f"features[{i}] is a {type(layer).__name__}; expected VGG-16")
+        convs = tuple(tuple(s.index for s in b if isinstance(s, _Conv)) for b in blocks)
+        if steps or convs != BLOCKS:
+            raise ValueError("the explorer needs torchvision's VGG-16 (conv blocks 1-5)")
+        self.blocks = dict(enumerate(blocks, 1))
+        self.top = a
+        self.logits = self._head_forward(a)
+
+    def _head_forward(self, a):
+        """The dense head, keeping what its backward pass needs."""
+        pooled = self.model.avgpool(a)
+        if pooled.shape != a.shape:
+            raise ValueError(f"explore needs a 224 x 224 image; features gave {tuple(a.shape)}")
+        self._head = []
+        a = torch.flatten(pooled, 1)
+        for layer in self.model.classifier:
+            if isinstance(layer, torch.nn.Linear):
+                self._head.append(layer)
+                a = layer(a)
+            elif isinstance(layer, torch.nn.ReLU):
+                self._head.append(a > 0)
+                a = F.relu(a)
+            elif not isinstance(layer, torch.nn.Dropout):  # dropout is off in eval mode
+                raise ValueError(f"unexpected {type(layer).__name__} in model.classifier")
+        return a
+
+    @torch.no_grad()
+    def _head_message(self, c):
+        """Dense layers left intact: the message at the output of ``features`` is df_c/da."""
+        self.counts["head"] += 1
+        msg = None
+        for step in reversed(self._head):
+            if isinstance(step, torch.nn.Linear):
+                msg = step.weight[c][None] if msg is None else msg @ step.weight
+            else:
+                msg = msg * step
+        return msg.reshape(self.top.shape)
+
+    @torch.no_grad()
+    def _block(self, k, msg, method, gamma):
+        """Message at the input of block k (relevance, for block 1) from the one at its top."""
+        self.counts[k] += 1
+        for step in reversed(self.blocks[k]):
+            if isinstance(step, _Pool):
+                msg = step.route(msg)
+            elif method == GXI:
+                msg = step.lrp0(msg)
+            elif step.index == 0:
+                msg = step.zbox(msg)
+            else:
+                msg = step.lrp_gamma(msg, gamma)
+        return msg
+
+    def relevance(self, method=LRP, c=CASTLE, gammas=GAMMAS):
+        """Pixel relevance of class c (1 x 3 x H x W), recomputing only blocks whose input changed.
+
+        Returns the relevance and the blocks recomputed (highest first).
+        """
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}; got {method!r}")
+        gammas = tuple(float(g) for g in gammas) if method == LRP else (None,) * 5
+        if len(gammas) != 5:
+            raise ValueError(f"need one gamma per conv block 1-5; got {len(gammas)}")
+        c = int(c)
+        state = self._cache.get((method, c))
+        if state is None:
+            # msg[k]: the message at the top of block k; msg[0]: the pixel relevance
+            state = self._cache[(method, c)] = {"gammas": (), "msg": {5: self._head_message(c)}}
+        # Block k's input depends on the gammas of blocks k and above only.
+        changed = [k for k in range(1, 6) if state["gammas"][k - 1 : k] != gammas[k - 1 : k]]
+        msg = state["msg"]
+        for k in range(max(changed, default=0), 0, -1):
+            msg[k - 1] = self._block(k, msg[k], method, gammas[k - 1])
+        state["gammas"] = gammas
+        return msg[0], changed[::-1]
+
+    def sums(self, method=LRP, c=CASTLE):
+        """Logit f_c and the relevance sums at the top of blocks 5-1 (R = a c) and on the pixels."""
+        msg = self._cache[(method, int(c))]["msg"]
+        sums = {"logit": float(self.logits[0, c])}
+        sums.update({k: float((self.blocks[k][-1].a * msg[k]).sum()) for k in range(5, 0, -1)})
+        sums[0] = float(msg[0].sum())
+        return sums
+
+
+class Explorer:
+    """The widgets and their wiring; ``widget`` is what a notebook cell shows.
+
+    Programmatic use (tests, demos): set ``sliders[k - 1].value``, ``method.value`` or
+    ``classes.value`` (or several at once with ``set``) and read ``relevance`` (the relevance
+    shown), ``sums``, ``png`` and ``engine.counts``.
+    """
+
+    def __init__(self, model, X, c=CASTLE, gammas=None):
+        gammas = GAMMAS if gammas is None else tuple(gammas)
+        if len(gammas) != 5 or not all(math.isfinite(g) and g > 0 for g in gammas):
+            raise ValueError(f"gammas: five positive numbers, one per conv block; got {gammas}")
+        self.engine = Engine(model, X)
+        self.image = (self.engine.X.cpu().float() * utils.STD + utils.MEAN)[0].permute(1, 2, 0)
+        self.image = self.image.clamp(0, 1).numpy()
+        top5 = self.engine.logits[0].topk(5).indices.tolist()
+        classes = [int(c)] + [i for i in top5 if i != int(c)]
+        low, high = EXPONENTS
+        self.sliders = [
+            widgets.FloatLogSlider(
+                value=g, base=10, min=min(low, math.floor(math.log10(g))),
+                max=max(high, math.ceil(math.log10(g))), step=0.25, continuous_update=False,
+                readout_format=".3g", description=f"block {k} γ",
+            )
+            for k, g in enumerate(gammas, 1)
+        ]
+        self.method = widgets.ToggleButtons(options=METHODS, value=LRP)
+        self.classes = widgets.Dropdown(
+            options=[(f"{utils.CLASSES[i]} ({i})", i) for i in classes],
+            value=int(c), description="class",
+        )
+        self.view = widgets.Image(format="png")
+        self.table = widgets.HTML()
+        self.status = widgets.HTML()
+        for w in (*self.sliders, self.method, self.classes):
+            w.observe(self._update, names="value")
+        self.widget = widgets.VBox(
+            [
+                widgets.HBox([self.method, self.classes]),
+                widgets.HBox([widgets.VBox(self.sliders), self.table]),
+                self.view,
+                self.status,
+            ]
+        )
+        self.widget.explorer = self
+        self._quiet = False
+        self._update()
+
+    @property
+    def gammas(self):
+        return tuple(s.value for s in self.sliders)
+
+    def set(self, gammas=None, method=None, c=None):
+        """Set several widgets at once (gammas per block 1-5, method, class), then redraw once."""
+        self._quiet = True
+        try:
+            for slider, gamma in zip(self.sliders, gammas or ()):
+                slider.value = gamma
+            self.method.value = method or self.method.value
+            self.classes.value = self.classes.value if c is None else int(c)
+        finally:
+            self._quiet = False
+        self._update()
+
+    def _update(self, change=None):
+        if self._quiet:
+            return
+        method, c = self.method.value, self.classes.value
+        for s in self.sliders:
+            s.disabled = method == GXI  # Gradient x Input has no gamma
+        start = time.perf_counter()
+        self.relevance, changed = self.engine.relevance(method, c, self.gammas)
+        ms = 1000 * (time.perf_counter() - start)
+        self.sums = self.engine.sums(method, c)
+        name = f"{utils.CLASSES[c]} ({c})"
+        self.png = self._render(f"{method}, {name}")
+        self.view.value = self.png
+        self.table.value = _table(self.sums)
+        done = ", ".join(map(str, changed)) if changed else "none (cached)"
+        self.status.value = f"<small>recomputed blocks: {done} in {ms:.0f} ms</small>"
+
+    def _render(self, title):
+        """The image beside the heatmap, drawn by ``utils.visualize``; PNG bytes."""
+        fig = Figure(figsize=(7, 3.6))
+        left, right = fig.subplots(1, 2)
+        left.imshow(self.image)
+        left.set_axis_off()
+        left.set_title("image")
+        utils.visualize(self.relevance, ax=right, title=title)
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=80)
+        return buffer.getvalue()
+
+
+def _table(sums):
+    rows = [("logit f<sub>c</sub>", sums["logit"])]
+    rows += [(f"ΣR at the top of block {k}", sums[k]) for k in range(5, 0, -1)]
+    rows += [("ΣR on the pixels", sums[0])]
+    cells = "".join(
+        f"<tr><td>{name}&emsp;</td><td align='right'>{v:.4g}</td></tr>" for name, v in rows
+    )
+    return f"<table>{cells}</table>"
+
+
+def explore(model, X, c=CASTLE, gammas=None):
+    """Widgets to explore LRP-gamma per VGG-16 conv block (last line of a notebook cell).
+
+    Parameters
+    ----------
+    model : torchvision VGG-16 in eval mode (float32 or float64).
+    X : the normalised image, 1 x 3 x 224 x 224.
+    c : the class explained first (default 483, castle); the model's top-5 are offered too.
+    gammas : starting gamma per block 1-5 (default: the sheet's, 1, 10^-0.5, ..., 10^-2).
+
+    Returns
+    -------
+    ipywidgets.VBox, with the ``Explorer`` behind it as ``.explorer``.
+    """
+    return Explorer(model, X, c, gammas).widget
