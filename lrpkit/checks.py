@@ -1,16 +1,20 @@
 """Self-checks for Exercises 3 and 4 (students, and the grader): one verdict line per check.
 
 Each check runs your code itself on a fixed grading configuration -- the stand-in VGG-16
-(``utils.load_vgg16("standin")``) converted to float64, castle.jpg, class 483 (castle) --
-whatever model your notebook uses, and compares the result with reference results stored in
-``data/reference/`` (written by ``make references``). It prints exactly one line,
-``PASS <check>: ...`` or ``FAIL <check>: <what is wrong>. Hint: <what to do>``, and returns
-True or False. A mistake in your code never raises here: an exception becomes a FAIL line.
+(``utils.load_vgg16("standin")``) converted to float64, on the 32 x 32 centre crop of
+castle.jpg (rows and columns 96-127 of the 224 x 224 input, normalised), class 483 (castle)
+-- whatever model your notebook uses, and compares the result with reference results stored
+in ``data/reference/`` (written by ``make references``). The crop keeps grading fast; your
+code must work for any input size. Only ``check_input`` looks at your full 224 x 224 ``X``.
+It prints exactly one line, ``PASS <check>: ...`` or ``FAIL <check>: <what is
+wrong>. Hint: <what to do>``, and returns True or False. A mistake in your code never raises
+here: an exception becomes a FAIL line.
 
 Results are compared by their relative L2 error ||R - R_ref|| / ||R_ref|| in float64, which
-must stay below ``TOL``. (In float32, two correct LRP implementations differ by about 1e-2
-here, because divisions by near-zero zp amplify rounding; in float64 by about 1e-8.) So write
-code that works in any dtype: no ``.float()`` inside your functions.
+must stay below ``TOL`` (1e-6). (On the whole image in float32, two correct LRP
+implementations differ by about 1e-2, because divisions by near-zero zp amplify rounding; in
+float64 by about 1e-8.) So write code that works in any dtype: no ``.float()`` inside your
+functions.
 """
 
 import contextlib
@@ -29,6 +33,9 @@ import utils
 REFERENCE = utils.DATA / "reference"
 #: the neuron explained: ImageNet class 483, castle.
 CLASS = 483
+#: the checks run the code under test on the CROP x CROP centre crop of the 224 x 224 input
+#: (a fraction of the cost of the whole image; the diagnoses tell mistakes apart as well).
+CROP = 32
 #: largest accepted relative L2 error against the float64 references.
 TOL = 1e-6
 #: the sheet's LRP model: features[0] gets ConvPx, these get Conv(features[i], gamma).
@@ -136,6 +143,17 @@ def _X():
     return X
 
 
+def crop(X, size=CROP):
+    """The size x size centre crop of X (... x H x W)."""
+    top, left = (X.shape[-2] - size) // 2, (X.shape[-1] - size) // 2
+    return X[..., top : top + size, left : left + size]
+
+
+def grading_input():
+    """The input the checks run code on: the centre crop of the grading input, float64."""
+    return crop(_X()).double().contiguous()
+
+
 def _sample(model):
     return torch.cat([p.detach().reshape(-1)[::997].double() for p in model.parameters()])
 
@@ -233,8 +251,9 @@ def _tensor(R, like, what, hint_dtype):
     if tuple(R.shape) != tuple(like.shape):
         raise _Fail(
             f"{what} has shape {tuple(R.shape)}, expected {tuple(like.shape)}",
-            "return one score per input value, shaped like X: do not sum over the colour "
-            "channels or drop the batch dimension",
+            "return one score per input value, shaped like X (the check gives your code a "
+            f"{CROP} x {CROP} crop of the image): do not sum over the colour channels or drop "
+            "the batch dimension",
         )
     if R.dtype != like.dtype:
         raise _Fail(f"{what} is {R.dtype}, but the input was {like.dtype}", hint_dtype)
@@ -343,7 +362,7 @@ def check_gradient_x_input(gradient_x_input):
     """gradient_x_input(model, X, c) returns R_i = x_i * df_c/dx_i, shaped like X."""
 
     def run():
-        X = _X().double()
+        X = grading_input()
         R = _call(
             "gradient_x_input(model, X, c)",
             "make it work for any model, input and class given as arguments; test it in the "
@@ -555,7 +574,7 @@ def check_conv(Conv, ConvPx):
         _probe_convpx(ConvPx)
         _probe_conv(Conv)
         lrpmodel = _sheet_lrpmodel(ConvPx, Conv)
-        X = _X().double()
+        X = grading_input()
         R = _call("the LRP model with your Conv", CONV_HINT, _relevance, lrpmodel, X, CLASS)
         R = _tensor(R, X, "the relevance with your Conv", DTYPE_HINT)
         error = _rel(R, _ref("lrp"))
@@ -629,7 +648,7 @@ def check_relevance(lrp_relevance, ConvPx):
         _probe_convpx(ConvPx)
         # Only the first layer is LRP's here, so the check does not depend on your Conv.
         lrpmodel = _sheet_lrpmodel(ConvPx)
-        X = _X().double()
+        X = grading_input()
         R = _call(
             "lrp_relevance(lrpmodel, X, c)",
             "make it work for any LRP model, input and class given as arguments",

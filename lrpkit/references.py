@@ -1,11 +1,14 @@
 """Stored references for the self-checks (instructors): ``python -m lrpkit.references``.
 
 ``make references`` runs this. It computes, with the reference implementation
-``lrpkit.lrp``, on the grading configuration -- the stand-in VGG-16 in float64, castle.jpg,
-class 483 -- what ``lrpkit.checks`` compares the students' code with, and writes
+``lrpkit.lrp``, on the grading configuration -- the stand-in VGG-16 in float64, the
+``checks.CROP`` x ``checks.CROP`` (32 x 32) centre crop of castle.jpg's normalised 224 x 224
+input, class 483 -- what ``lrpkit.checks`` compares the students' code with, and writes
 ``data/reference/``:
 
-- ``gxi.npz``: Gradient x Input, float64, 1 x 3 x 224 x 224;
+- ``input.npz``: castle.jpg's 224 x 224 RGB pixels (uint8), from which the checks rebuild the
+  input (``check_input`` compares the student's whole X with it; the others use the crop);
+- ``gxi.npz``: Gradient x Input, float64, 1 x 3 x 32 x 32;
 - ``lrp.npz``: the sheet's LRP (z^B on features[0], LRP-gamma per block), float64, same shape;
 - ``diagnosis.npz``: what the checks tell mistakes apart with. The relevance of the model
   with the z^B rule on features[0] only (the plain gradient elsewhere; ``check_relevance``
@@ -124,7 +127,8 @@ def _probe_conv(rng, gamma=0.25):
 
 
 def compute(model, X, c=checks.CLASS):
-    """{file name: {array name: numpy array}} of the references for a float64 model and X."""
+    """{file name: {array name: numpy array}} of the references for a float64 model and X
+    (the grading input: the crop)."""
     gxi = lrp.gradient_x_input(model, X, c)
     R = lrp.lrp(model, X, c)
     with torch.no_grad():
@@ -155,7 +159,11 @@ def main(out=checks.REFERENCE):
     X32 = checks.castle_input()
     meta = {
         "about": "references for lrpkit.checks; written by `python -m lrpkit.references`",
-        "configuration": "stand-in VGG-16 (utils.load_vgg16('standin')) in float64, castle.jpg",
+        "configuration": (
+            "stand-in VGG-16 (utils.load_vgg16('standin')) in float64 on the "
+            f"{checks.CROP}x{checks.CROP} centre crop of castle.jpg's normalised 224x224 input"
+        ),
+        "crop": checks.CROP,
         "class": checks.CLASS,
         "gammas": list(lrp.GAMMAS),
         "standin_fingerprint": checks.fingerprint(model32.state_dict()),
@@ -170,7 +178,7 @@ def main(out=checks.REFERENCE):
         },
         "files": list(FILES),
     }
-    arrays = compute(model32.double(), X32.double())
+    arrays = compute(model32.double(), checks.crop(X32).double().contiguous())
     meta["arrays"] = {
         f"{name}/{key}": f"{'x'.join(map(str, a.shape)) or 'scalar'} {a.dtype}"
         for name, d in arrays.items()

@@ -247,8 +247,9 @@ Then start Jupyter **in this folder** (so that `import utils` finds `utils.py`):
 The notebooks load VGG-16 with `utils.load_vgg16()`: the ImageNet weights (about 530 MB)
 download on first use. Offline, set the environment variable `VGG16_WEIGHTS` to a downloaded
 `vgg16-397923af.pth`, or to `standin` for a stand-in model with random weights (everything
-runs, but its heatmaps mean nothing). `castle.jpg` goes into `data/` (downloaded on first use
-when it is missing).
+runs, but its heatmaps mean nothing). The image `castle.jpg` is not included: the first
+notebook cell downloads it into `data/` (`utils.castle_path()`); without a network, copy it
+there yourself.
 
 ## Work
 
@@ -259,7 +260,8 @@ first task you have not done yet.
 
 After each task a check cell prints one line: `PASS ...` when your code is right, or
 `FAIL ...` with a hint. The checks always run your code on a fixed configuration (the
-stand-in VGG-16 in float64 on castle.jpg), whatever model your notebook uses.
+stand-in VGG-16 in float64 on a 32 x 32 centre crop of castle.jpg, class 483), whatever model
+your notebook uses.
 
 ## Hand in
 
@@ -277,11 +279,13 @@ the checks.
 '''
 
 
-def bundle(out, solutions=None, root=ROOT, castle=True):
+def bundle(out, solutions=None, root=ROOT):
     """Build the student bundle in ``out`` (emptied first); returns the files written.
 
     Layout: the exercise notebooks at the top, next to ``utils.py`` and ``lrpkit/``, so a
-    kernel started there imports them without installing anything.
+    kernel started there imports them without installing anything. castle.jpg is never
+    included (a third-party image whose licence is unknown): ``utils.castle_path()`` fetches
+    it on first use.
     """
     out, root = Path(out).resolve(), Path(root)
     if out == root or root.is_relative_to(out):
@@ -307,9 +311,6 @@ def bundle(out, solutions=None, root=ROOT, castle=True):
         shutil.copyfile(root / name, out / name)
     for name in BUNDLE_DIRS:
         shutil.copytree(root / name, out / name, ignore=shutil.ignore_patterns(".*", "__*"))
-    castle_file = root / "data" / "castle.jpg"
-    if castle and castle_file.is_file():
-        shutil.copyfile(castle_file, out / "data" / "castle.jpg")
     names = sorted(notebooks)
     ex3 = next((n for n in names if n.startswith("ex3")), "ex3 notebook")
     ex4 = next((n for n in names if n.startswith("ex4")), "ex4 notebook")
@@ -328,7 +329,6 @@ def main(argv=None):
     sub.add_parser("check", help="exit 1 when notebooks/exercises/ drift from the solutions")
     pack = sub.add_parser("bundle", help="build the student bundle")
     pack.add_argument("--out", required=True, type=Path, help="folder to (re)create")
-    pack.add_argument("--no-castle", action="store_true", help="leave castle.jpg out")
     args = parser.parse_args(argv)
     try:
         if args.command == "exercises":
@@ -340,7 +340,7 @@ def main(argv=None):
                 print(f"notebooks/exercises/{problem}: run `make exercises`", file=sys.stderr)
             return 1 if problems else 0
         else:
-            files = bundle(args.out, castle=not args.no_castle)
+            files = bundle(args.out)
             print(f"student bundle: {len(files)} files in {args.out}")
     except (MarkerError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -24,6 +24,8 @@ from lrpkit.references import FILES
 
 #: stored float64 references against a fresh computation on this machine (relative L2).
 FRESH_TOL = 1e-7
+#: the shape of a relevance summed over the colour channels, at the checks' crop
+CROP_SUM = f"(1, {checks.CROP}, {checks.CROP})"
 
 
 def rel(a, b):
@@ -33,6 +35,12 @@ def rel(a, b):
 
 def ref(name):
     return checks._ref(name)
+
+
+@pytest.fixture(scope="module")
+def Xc(X64):
+    """The grading input: the centre crop of the castle input, float64."""
+    return checks.crop(X64).contiguous()
 
 
 def definitions(name):
@@ -98,6 +106,13 @@ def test_grading_configuration_is_the_recorded_one(standin, X):
     assert checks.fingerprint(standin.state_dict()) == meta["standin_fingerprint"]
     assert checks.input_sha256(X) == meta["input_sha256"]
     assert torch.equal(checks._X(), X)
+    assert meta["crop"] == checks.CROP
+    size, top = checks.CROP, (224 - checks.CROP) // 2
+    Xc = checks.grading_input()
+    assert Xc.dtype == torch.float64 and Xc.shape == (1, 3, size, size)
+    assert torch.equal(Xc, X[:, :, top : top + size, top : top + size].double())
+    for name in ("gxi", "lrp"):
+        assert ref(name).shape == Xc.shape
 
 
 def test_sheet_gammas_are_the_reference_ones():
@@ -106,7 +121,8 @@ def test_sheet_gammas_are_the_reference_ones():
 
 
 @pytest.mark.slow
-def test_stored_relevance_equals_reference_implementation(standin64, X64):
+def test_stored_relevance_equals_reference_implementation(standin64, Xc):
+    X64 = Xc
     assert rel(ref("gxi"), lrp.gradient_x_input(standin64, X64, checks.CLASS)) < FRESH_TOL
     assert rel(ref("lrp"), lrp.lrp(standin64, X64, checks.CLASS)) < FRESH_TOL
     assert ref("gxi").dtype == ref("lrp").dtype == torch.float64
@@ -121,12 +137,12 @@ def test_stored_relevance_equals_reference_implementation(standin64, X64):
 
 
 @pytest.mark.slow
-def test_stored_first_layer_relevance_equals_notebook_code(standin64, X64):
+def test_stored_first_layer_relevance_equals_notebook_code(standin64, Xc):
     """The z^B-only model's relevance, by the notebook's ConvPx and explicit terms."""
     model = copy.deepcopy(standin64)
     model.features[0] = ConvPx(model.features[0])
-    L, H = utils.bounds(X64)
-    X, L, H = (t.detach().requires_grad_(True) for t in (X64, L, H))
+    L, H = utils.bounds(Xc)
+    X, L, H = (t.detach().requires_grad_(True) for t in (Xc, L, H))
     model.forward((X, L, H))[0, checks.CLASS].backward()
     terms = [(t * t.grad).detach().sum(1)[0] for t in (X, L, H)]
     assert rel(ref("zb_sum"), sum(terms)) < FRESH_TOL
@@ -277,7 +293,7 @@ def gradient_only(model, X, c):
 GXI_MISTAKES = {
     "float32": (lambda m, X, c: gradient_x_input(m, X, c).float(), "is torch.float32"),
     "gradient only": (gradient_only, "the gradient alone"),
-    "channel sum": (lambda m, X, c: gradient_x_input(m, X, c).sum(1), "has shape (1, 224, 224)"),
+    "channel sum": (lambda m, X, c: gradient_x_input(m, X, c).sum(1), f"has shape {CROP_SUM}"),
     "softmax": (
         lambda m, X, c: gradient_x_input(torch.nn.Sequential(m, torch.nn.Softmax(1)), X, c),
         "softmax probability",
@@ -497,7 +513,7 @@ RELEVANCE_MISTAKES = {
     "H missing": (relevance_with({"X": 1, "L": 1}), "H * H.grad is missing"),
     "L missing": (relevance_with({"X": 1, "H": 1}), "L * L.grad is missing"),
     "subtracted": (relevance_with({"X": 1, "L": -1, "H": -1}), "subtracted"),
-    "channel sum": (lambda m, X, c: lrp_relevance(m, X, c).sum(1), "shape (1, 224, 224)"),
+    "channel sum": (lambda m, X, c: lrp_relevance(m, X, c).sum(1), f"shape {CROP_SUM}"),
     "float32": (lambda m, X, c: lrp_relevance(m, X, c).float(), "torch.float32"),
     "raises": (lambda m, X, c: m.forward(X), "raised"),
 }

@@ -233,15 +233,15 @@ def kernel_env(tmp_path_factory):
 @pytest.mark.slow
 @needs_solutions
 @pytest.mark.parametrize("name", SOLUTION_NAMES)
-def test_running_an_exercise_stops_at_each_task_with_its_message(name, kernel_env, bundle):
+def test_running_an_exercise_stops_at_each_task_with_its_message(name, kernel_env, offline_bundle):
     """Run All stops at the first task not done, with that task's NotImplementedError; with
     the tasks before it solved, at the next one -- never with another error first. (Run in
-    the student bundle, as a student would.)"""
+    the student bundle, as a student would, with castle.jpg copied in: offline.)"""
     solution = student.read(student.SOLUTIONS / name)
     stubs = student.stubs(solution)
     for k, stub in enumerate(stubs):
         notebook = in_bundle(student.exercise_notebook(solution, solved=range(k)))
-        error = run_until_error(notebook, bundle, kernel_env)
+        error = run_until_error(notebook, offline_bundle, kernel_env)
         assert error is not None, f"{name} ran through with task {k} not done"
         assert error.ename == "NotImplementedError", (k, error.ename, error.evalue)
         assert error.evalue == stub, (k, error.evalue)
@@ -253,13 +253,21 @@ def test_running_an_exercise_stops_at_each_task_with_its_message(name, kernel_en
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory, castle_file):
+def bundle(tmp_path_factory):
     if not HAVE_SOLUTIONS or not (ROOT / "lrpkit" / "checks.py").is_file():
         pytest.skip("solutions and checks not written yet")
     out = tmp_path_factory.mktemp("bundle") / "student-bundle"
     student.bundle(out)
-    if not (out / "data" / "castle.jpg").is_file():  # `make bundle` copies it; tests may lack it
-        shutil.copyfile(castle_file, out / "data" / "castle.jpg")
+    return out
+
+
+@pytest.fixture(scope="module")
+def offline_bundle(bundle, tmp_path_factory, castle_file):
+    """A copy of the bundle with castle.jpg put into data/, as a student without network
+    would (the bundle itself never ships it)."""
+    out = tmp_path_factory.mktemp("offline") / "student-bundle"
+    shutil.copytree(bundle, out)
+    shutil.copyfile(castle_file, out / "data" / "castle.jpg")
     return out
 
 
@@ -290,8 +298,9 @@ def test_bundle_holds_what_students_need_and_nothing_else(bundle):
     files.remove(student.MARK)
     allowed = re.compile(r"(README\.md|utils\.py|environment\.yml|requirements\.txt"
                          r"|lrpkit/(__init__|checks|explorer)\.py|data/reference/.*"
-                         r"|data/castle\.jpg|ex[34]_\w+\.ipynb)")  # fmt: skip
+                         r"|ex[34]_\w+\.ipynb)")  # fmt: skip
     assert [f for f in files if not allowed.fullmatch(f)] == []
+    assert "data/castle.jpg" not in files, "third-party image: fetched on first use, not shipped"
     assert "lrpkit/lrp.py" not in files
     for name in SOLUTION_NAMES:
         assert (bundle / name).read_text() == (student.EXERCISES / name).read_text()
@@ -383,12 +392,12 @@ def test_bundle_imports_its_own_kit(bundle):
 
 
 @pytest.mark.slow
-def test_bundle_runs_on_its_own(bundle, kernel_env):
-    """From the bundle folder, without the kit installed: the given code and the self-check of
-    X run (castle.jpg and the references are found in the bundle), then the first task stops
-    the run with its message."""
-    notebook = in_bundle(student.read(bundle / SOLUTION_NAMES[0]))
-    error = run_until_error(notebook, bundle, kernel_env)
+def test_bundle_runs_on_its_own(offline_bundle, kernel_env):
+    """From the bundle folder, without the kit installed and offline (castle.jpg copied in as a
+    student would): the given code and the self-check of X run (the references are found in
+    the bundle), then the first task stops the run with its message."""
+    notebook = in_bundle(student.read(offline_bundle / SOLUTION_NAMES[0]))
+    error = run_until_error(notebook, offline_bundle, kernel_env)
     first = student.stubs(student.read(student.SOLUTIONS / SOLUTION_NAMES[0]))[0]
     assert (error.ename, error.evalue) == ("NotImplementedError", first)
     verdicts = [o.get("text", "") for c in notebook.cells if "check" in student.tags(c)
@@ -399,7 +408,7 @@ def test_bundle_runs_on_its_own(bundle, kernel_env):
 def test_bundle_command(tmp_path):
     if not HAVE_SOLUTIONS or not (ROOT / "lrpkit" / "checks.py").is_file():
         pytest.skip("solutions and checks not written yet")
-    assert student.main(["bundle", "--out", str(tmp_path / "b"), "--no-castle"]) == 0
+    assert student.main(["bundle", "--out", str(tmp_path / "b")]) == 0
     assert (tmp_path / "b" / "README.md").is_file()
     assert not (tmp_path / "b" / "data" / "castle.jpg").exists()
     assert student.main(["bundle", "--out", str(ROOT)]) == 2, "never empties the kit itself"
@@ -407,7 +416,7 @@ def test_bundle_command(tmp_path):
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
     assert student.main(["bundle", "--out", str(tmp_path / "mine")]) == 2
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
-    assert student.main(["bundle", "--out", str(tmp_path / "b"), "--no-castle"]) == 0, "rebuilds"
+    assert student.main(["bundle", "--out", str(tmp_path / "b")]) == 0, "rebuilds"
 
 
 @needs_solutions
