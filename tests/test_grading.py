@@ -426,7 +426,7 @@ def test_per_submission_timeout_kills_everything(tiny, tmp_path):
                 [
                     code(
                         "import subprocess\n"
-                        "subprocess.Popen(['sleep', '300'], start_new_session=True)"
+                        "subprocess.Popen(['sleep', '300.4242'], start_new_session=True)"
                     ),
                     *[code("import time\ntime.sleep(4)") for _ in range(4)],
                     *good_cells(),
@@ -454,7 +454,7 @@ def test_per_submission_timeout_kills_everything(tiny, tmp_path):
     leftovers = []
     for proc in psutil.process_iter(["cmdline"]):
         try:
-            if proc.info["cmdline"] == ["sleep", "300"]:
+            if proc.info["cmdline"] == ["sleep", "300.4242"]:
                 leftovers.append(proc)
         except psutil.Error:
             pass
