@@ -31,6 +31,7 @@ demo: setup castle
 
 lint: setup
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 test: setup castle browser lint
 	$(PY) -m pytest -ra

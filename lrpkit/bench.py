@@ -131,10 +131,14 @@ def bench_cpu(model, X, reps, warmup):
     r1, r2 = lrp_t / gxi, zennit_t / lrp_t
     # verdicts on the medians; the ratios of the minima are the ones least disturbed by load
     print()
-    print(f"LRP / Gradient x Input = {r1:.2f}  (target <= {TARGET_LRP_OVER_GXI})  "
-          f"{verdict(r1 <= TARGET_LRP_OVER_GXI)}   [minima: {lrp_min / gxi_min:.2f}]")
-    print(f"zennit / LRP           = {r2:.2f}  (target >= {TARGET_ZENNIT_OVER_LRP})  "
-          f"{verdict(r2 >= TARGET_ZENNIT_OVER_LRP)}   [minima: {zennit_min / lrp_min:.2f}]")
+    print(
+        f"LRP / Gradient x Input = {r1:.2f}  (target <= {TARGET_LRP_OVER_GXI})  "
+        f"{verdict(r1 <= TARGET_LRP_OVER_GXI)}   [minima: {lrp_min / gxi_min:.2f}]"
+    )
+    print(
+        f"zennit / LRP           = {r2:.2f}  (target >= {TARGET_ZENNIT_OVER_LRP})  "
+        f"{verdict(r2 >= TARGET_ZENNIT_OVER_LRP)}   [minima: {zennit_min / lrp_min:.2f}]"
+    )
     print(f"zennit vs lrpkit relevance: relative L2 difference {agreement:.1e} (float32)")
     return r1, r2
 

@@ -41,11 +41,18 @@ TOL = 1e-6
 #: the sheet's LRP model: features[0] gets ConvPx, these get Conv(features[i], gamma).
 SHEET_GAMMAS = {
     2: 10**-0.0,
-    5: 10**-0.5, 7: 10**-0.5,
-    10: 10**-1.0, 12: 10**-1.0, 14: 10**-1.0,
-    17: 10**-1.5, 19: 10**-1.5, 21: 10**-1.5,
-    24: 10**-2.0, 26: 10**-2.0, 28: 10**-2.0,
-}  # fmt: skip
+    5: 10**-0.5,
+    7: 10**-0.5,
+    10: 10**-1.0,
+    12: 10**-1.0,
+    14: 10**-1.0,
+    17: 10**-1.5,
+    19: 10**-1.5,
+    21: 10**-1.5,
+    24: 10**-2.0,
+    26: 10**-2.0,
+    28: 10**-2.0,
+}
 #: where a near-match with a wrong variant counts as "that is the mistake".
 NEAR = 1e-3
 #: check_input's tolerance (relative L2) for pixels a different JPEG decoder rounds otherwise.
@@ -335,21 +342,42 @@ def check_input(X):
                 "OpenCV reads B, G, R; reverse the order with [..., ::-1] rather than "
                 "dropping a channel with [..., :-1]",
             )
-        _first_match(Xd, [
-            ((bgr - mean) / std, "the colour channels are in B, G, R order",
-             "OpenCV reads B, G, R but VGG-16 expects R, G, B: reverse with [..., ::-1]"),
-            (ref.double().flip(1), "the colour channels are in B, G, R order",
-             "OpenCV reads B, G, R but VGG-16 expects R, G, B: reverse with [..., ::-1] "
-             "before normalising"),
-            (img, "X is not normalised (pixel values in [0, 1])",
-             "subtract ImageNet's mean and divide by its std: (img - mean) / std"),
-            (bgr, "X is not normalised and its channels are in B, G, R order",
-             "reverse the channels with [..., ::-1], then compute (img - mean) / std"),
-            (img * 255, "X holds raw pixel values 0-255, not normalised",
-             "divide by 255.0, then compute (img - mean) / std"),
-            ((img * 255 - mean) / std, "the pixel values were not divided by 255",
-             "scale the image to [0, 1] with / 255.0 before normalising"),
-        ])  # fmt: skip
+        _first_match(
+            Xd,
+            [
+                (
+                    (bgr - mean) / std,
+                    "the colour channels are in B, G, R order",
+                    "OpenCV reads B, G, R but VGG-16 expects R, G, B: reverse with [..., ::-1]",
+                ),
+                (
+                    ref.double().flip(1),
+                    "the colour channels are in B, G, R order",
+                    "OpenCV reads B, G, R but VGG-16 expects R, G, B: reverse with [..., ::-1] "
+                    "before normalising",
+                ),
+                (
+                    img,
+                    "X is not normalised (pixel values in [0, 1])",
+                    "subtract ImageNet's mean and divide by its std: (img - mean) / std",
+                ),
+                (
+                    bgr,
+                    "X is not normalised and its channels are in B, G, R order",
+                    "reverse the channels with [..., ::-1], then compute (img - mean) / std",
+                ),
+                (
+                    img * 255,
+                    "X holds raw pixel values 0-255, not normalised",
+                    "divide by 255.0, then compute (img - mean) / std",
+                ),
+                (
+                    (img * 255 - mean) / std,
+                    "the pixel values were not divided by 255",
+                    "scale the image to [0, 1] with / 255.0 before normalising",
+                ),
+            ],
+        )
         raise _Fail(
             f"X differs from castle.jpg's normalised input (relative error {_rel(Xd, ref):.2g})",
             "build X as the notebook's first cell does: utils.normalize(utils.load_image(...))",
@@ -367,8 +395,11 @@ def check_gradient_x_input(gradient_x_input):
             "gradient_x_input(model, X, c)",
             "make it work for any model, input and class given as arguments; test it in the "
             "cell above",
-            gradient_x_input, grading_model(), X.clone(), CLASS,
-        )  # fmt: skip
+            gradient_x_input,
+            grading_model(),
+            X.clone(),
+            CLASS,
+        )
         R = _tensor(R, X, "gradient_x_input's result", DTYPE_HINT)
         ref = _ref("gxi")
         error = _rel(R, ref)
@@ -380,21 +411,42 @@ def check_gradient_x_input(gradient_x_input):
                 "backpropagate from the logit model(X)[0, c] and multiply X by X.grad",
             )
         R_sum = _channel_sum(R)
-        _first_match(R * X, [
-            (ref, "the result is the gradient alone, not gradient x input",
-             "multiply the gradient by the input X"),
-        ])  # fmt: skip
-        _first_match(R, [
-            (-ref, "the result has the wrong sign",
-             "multiply X by the gradient of the logit of class c (not of -f)"),
-            (X, "the result is the input X itself", "multiply X by the gradient X.grad"),
-        ])  # fmt: skip
-        _first_match(R_sum, [
-            (_ref("gxi_softmax_sum"), "you explained the softmax probability of class c",
-             "explain the logit model(X)[0, c], the score before the softmax"),
-            (_ref("gxi_top_sum"), "you explained the top class, not class c",
-             "explain the neuron c you are given: model(X)[0, c]"),
-        ])  # fmt: skip
+        _first_match(
+            R * X,
+            [
+                (
+                    ref,
+                    "the result is the gradient alone, not gradient x input",
+                    "multiply the gradient by the input X",
+                ),
+            ],
+        )
+        _first_match(
+            R,
+            [
+                (
+                    -ref,
+                    "the result has the wrong sign",
+                    "multiply X by the gradient of the logit of class c (not of -f)",
+                ),
+                (X, "the result is the input X itself", "multiply X by the gradient X.grad"),
+            ],
+        )
+        _first_match(
+            R_sum,
+            [
+                (
+                    _ref("gxi_softmax_sum"),
+                    "you explained the softmax probability of class c",
+                    "explain the logit model(X)[0, c], the score before the softmax",
+                ),
+                (
+                    _ref("gxi_top_sum"),
+                    "you explained the top class, not class c",
+                    "explain the neuron c you are given: model(X)[0, c]",
+                ),
+            ],
+        )
         raise _Fail(
             f"the result differs from the reference Gradient x Input (relative L2 error "
             f"{error:.2g})",
@@ -450,9 +502,12 @@ def _probe_convpx(ConvPx):
     if _rel(out, _ref("px_z")) > TOL or not out.requires_grad:
         raise _Fail("ConvPx's output is not z = conv(X)", RESTORE_CONVPX)
     (R,) = _call(
-        "backpropagating through ConvPx", RESTORE_CONVPX,
-        torch.autograd.grad, (out * _ref("px_s")).sum(), T,
-    )  # fmt: skip
+        "backpropagating through ConvPx",
+        RESTORE_CONVPX,
+        torch.autograd.grad,
+        (out * _ref("px_s")).sum(),
+        T,
+    )
     if not torch.isfinite(R).all() or _rel(R, _ref("px_R")) > TOL:
         raise _Fail("ConvPx does not propagate the z^B rule of the given code", RESTORE_CONVPX)
 
@@ -505,10 +560,17 @@ def _probe_conv(Conv):
     if not torch.isfinite(out).all():
         raise _Fail(f"{what} contains NaN or inf", "look for a division by zero in z / zp")
     if _rel(out, z) > TOL:
-        _first_match(out, [
-            (_ref("conv_zp"), f"{what} is zp, but its value must be z (the layer's own output)",
-             "multiply zp by the detached ratio z / zp: the value of z with the gradient of zp"),
-        ])  # fmt: skip
+        _first_match(
+            out,
+            [
+                (
+                    _ref("conv_zp"),
+                    f"{what} is zp, but its value must be z (the layer's own output)",
+                    "multiply zp by the detached ratio z / zp: the value of z with the "
+                    "gradient of zp",
+                ),
+            ],
+        )
         raise _Fail(f"{what} is not the layer's output z = conv(X)", CONV_HINT)
     if not out.requires_grad:
         raise _Fail(
@@ -516,9 +578,12 @@ def _probe_conv(Conv):
             "detach only the ratio z / zp, so the gradient flows through zp",
         )
     (g,) = _call(
-        "backpropagating through Conv", CONV_HINT,
-        torch.autograd.grad, (out * _ref("conv_s")).sum(), a,
-    )  # fmt: skip
+        "backpropagating through Conv",
+        CONV_HINT,
+        torch.autograd.grad,
+        (out * _ref("conv_s")).sum(),
+        a,
+    )
     if _rel(g, _ref("conv_grad")) < TOL:
         return
     if _rel(g, _ref("conv_grad_plain")) < NEAR:
@@ -534,18 +599,34 @@ def _probe_conv(Conv):
             "LRP-gamma boosts the positive weights only: w + gamma * w^+, with "
             "w^+ = max(0, w) (see how ConvPx clamps)",
         )
-    _first_match(g, [
-        (_ref("conv_grad_neg"), "gamma is applied to the negative weights",
-         "LRP-gamma boosts the positive weights: w + gamma * w^+, w^+ = max(0, w)"),
-        (_ref("conv_grad_nobias"), "gamma is applied to the weights but not to the bias",
-         "transform the bias like the weights (utils.newlayer's g does both)"),
-        (_ref("conv_grad_zp"), "the gradient is zp's, without the ratio z / zp",
-         "multiply zp by the detached ratio z / zp (LRP divides by zp)"),
-    ] + [
-        (_ref(f"conv_grad_gamma{k}"), f"Conv ignores its gamma argument (it uses {g_:.3g})",
-         "use the gamma passed to Conv(conv, gamma)")
-        for k, g_ in enumerate(sorted(set(SHEET_GAMMAS.values())))
-    ])  # fmt: skip
+    _first_match(
+        g,
+        [
+            (
+                _ref("conv_grad_neg"),
+                "gamma is applied to the negative weights",
+                "LRP-gamma boosts the positive weights: w + gamma * w^+, w^+ = max(0, w)",
+            ),
+            (
+                _ref("conv_grad_nobias"),
+                "gamma is applied to the weights but not to the bias",
+                "transform the bias like the weights (utils.newlayer's g does both)",
+            ),
+            (
+                _ref("conv_grad_zp"),
+                "the gradient is zp's, without the ratio z / zp",
+                "multiply zp by the detached ratio z / zp (LRP divides by zp)",
+            ),
+        ]
+        + [
+            (
+                _ref(f"conv_grad_gamma{k}"),
+                f"Conv ignores its gamma argument (it uses {g_:.3g})",
+                "use the gamma passed to Conv(conv, gamma)",
+            )
+            for k, g_ in enumerate(sorted(set(SHEET_GAMMAS.values())))
+        ],
+    )
     raise _Fail(
         f"Conv's gradient differs from LRP-gamma's (relative L2 error "
         f"{_rel(g, _ref('conv_grad')):.2g})",
@@ -580,9 +661,12 @@ def check_conv(Conv, ConvPx):
         error = _rel(R, _ref("lrp"))
         if error < TOL:
             return f"Conv implements LRP-gamma; LRP relevance matches the reference ({PASS_TOL})"
-        _first_match(_channel_sum(R), [
-            (_ref("zb_sum"), "the Conv layers pass the plain gradient", CONV_HINT),
-        ])  # fmt: skip
+        _first_match(
+            _channel_sum(R),
+            [
+                (_ref("zb_sum"), "the Conv layers pass the plain gradient", CONV_HINT),
+            ],
+        )
         raise _Fail(
             f"Conv passes the layer test, but the relevance of the whole LRP model differs "
             f"(relative L2 error {error:.2g})",
@@ -603,9 +687,10 @@ def check_lrpmodel(lrpmodel):
                 "build lrpmodel as the cell above does",
             )
         on = [
-            name for name, m in lrpmodel.named_modules()
+            name
+            for name, m in lrpmodel.named_modules()
             if m.training and isinstance(m, torch.nn.Dropout)
-        ]  # fmt: skip
+        ]
         if on:
             raise _Fail(
                 f"lrpmodel is in training mode: its dropout layers ({', '.join(on)}) are on, "
@@ -652,22 +737,35 @@ def check_relevance(lrp_relevance, ConvPx):
         R = _call(
             "lrp_relevance(lrpmodel, X, c)",
             "make it work for any LRP model, input and class given as arguments",
-            lrp_relevance, lrpmodel, X.clone(), CLASS,
-        )  # fmt: skip
+            lrp_relevance,
+            lrpmodel,
+            X.clone(),
+            CLASS,
+        )
         R = _tensor(R, X, "lrp_relevance's result", DTYPE_HINT)
         R_sum = _channel_sum(R)
         error = _rel(R_sum, _ref("zb_sum"))
         if error < TOL:
             return f"R = X*dX + L*dL + H*dH matches the reference ({PASS_TOL})"
         x, l, h = _ref("zb_x_sum"), _ref("zb_l_sum"), _ref("zb_h_sum")  # noqa: E741
-        _first_match(R_sum, [
-            (x, "the terms L * L.grad + H * H.grad are missing",
-             "the bounds are inputs of the first layer too: R = X dX + L dL + H dH"),
-            (x + l, "the term H * H.grad is missing", "add H * H.grad"),
-            (x + h, "the term L * L.grad is missing", "add L * L.grad"),
-            (l + h, "the term X * X.grad is missing", "add X * X.grad"),
-            (x - l - h, "L * L.grad and H * H.grad are subtracted", "add them: all terms count"),
-        ])  # fmt: skip
+        _first_match(
+            R_sum,
+            [
+                (
+                    x,
+                    "the terms L * L.grad + H * H.grad are missing",
+                    "the bounds are inputs of the first layer too: R = X dX + L dL + H dH",
+                ),
+                (x + l, "the term H * H.grad is missing", "add H * H.grad"),
+                (x + h, "the term L * L.grad is missing", "add L * L.grad"),
+                (l + h, "the term X * X.grad is missing", "add X * X.grad"),
+                (
+                    x - l - h,
+                    "L * L.grad and H * H.grad are subtracted",
+                    "add them: all terms count",
+                ),
+            ],
+        )
         raise _Fail(
             f"the relevance differs from the reference (relative L2 error {error:.2g})",
             "let X, L and H require grad, backpropagate from the LRP model's logit of class c "

@@ -43,10 +43,14 @@ def render(img, scores, R_gxi, R_lrp, standin=False, c=CASTLE):
     fig.text(0.5, 0.02, f"top-5 logits:  {top}", ha="center", fontsize=9)
     if standin:
         fig.text(
-            0.5, 0.075,
+            0.5,
+            0.075,
             "STAND-IN model: VGG-16 architecture with seeded random weights, NOT ImageNet. "
             "Classes and heatmaps mean nothing.",
-            ha="center", fontsize=9.5, color="white", weight="bold",
+            ha="center",
+            fontsize=9.5,
+            color="white",
+            weight="bold",
             bbox={"facecolor": "#c00000", "edgecolor": "none", "pad": 4},
         )
     # Leave room at the bottom for the text lines (constrained layout ignores fig.text).

@@ -66,7 +66,11 @@ class _Conv:
         self.pad = tuple(
             n - ((m - 1) * s - 2 * p + d * (k - 1) + 1)
             for n, m, s, p, d, k in zip(
-                a.shape[-2:], self.z.shape[-2:], conv.stride, conv.padding, conv.dilation,
+                a.shape[-2:],
+                self.z.shape[-2:],
+                conv.stride,
+                conv.padding,
+                conv.dilation,
                 conv.kernel_size,
             )
         )
@@ -122,8 +126,13 @@ class _Pool:
     def __init__(self, pool, a):
         self.pool, self.shape = pool, a.shape
         self.a, self.indices = F.max_pool2d(
-            a, pool.kernel_size, pool.stride, pool.padding, pool.dilation,
-            pool.ceil_mode, return_indices=True,
+            a,
+            pool.kernel_size,
+            pool.stride,
+            pool.padding,
+            pool.dilation,
+            pool.ceil_mode,
+            return_indices=True,
         )
 
     def route(self, c):
@@ -278,16 +287,22 @@ class Explorer:
         low, high = EXPONENTS
         self.sliders = [
             widgets.FloatLogSlider(
-                value=g, base=10, min=min(low, math.floor(math.log10(g))),
-                max=max(high, math.ceil(math.log10(g))), step=0.25, continuous_update=False,
-                readout_format=".3g", description=f"block {k} γ",
+                value=g,
+                base=10,
+                min=min(low, math.floor(math.log10(g))),
+                max=max(high, math.ceil(math.log10(g))),
+                step=0.25,
+                continuous_update=False,
+                readout_format=".3g",
+                description=f"block {k} γ",
             )
             for k, g in enumerate(gammas, 1)
         ]
         self.method = widgets.ToggleButtons(options=METHODS, value=LRP)
         self.classes = widgets.Dropdown(
             options=[(f"{utils.CLASSES[i]} ({i})", i) for i in classes],
-            value=int(c), description="class",
+            value=int(c),
+            description="class",
         )
         self.view = widgets.Image(format="png")
         self.table = widgets.HTML()

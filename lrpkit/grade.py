@@ -136,9 +136,7 @@ def load_checks(solutions=SOLUTIONS):
             raise GradingError(f"no check cells tagged 'check' and {exercise!r} in {solutions}")
         for number, (name, cell) in enumerate(cells, 1):
             outputs = tuple(nbformat.from_dict(dict(o)) for o in cell.outputs)
-            checks.append(
-                Check(exercise, number, name, cell.source, outputs, POINTS / len(cells))
-            )
+            checks.append(Check(exercise, number, name, cell.source, outputs, POINTS / len(cells)))
     return checks
 
 
@@ -293,8 +291,10 @@ def is_check(source):
             return owner == "checks" or name.startswith("check_")
         return False
 
-    return bool(tree.body) and all(checking(node) for node in tree.body) and any(
-        isinstance(node, ast.Expr | ast.Assign) for node in tree.body
+    return (
+        bool(tree.body)
+        and all(checking(node) for node in tree.body)
+        and any(isinstance(node, ast.Expr | ast.Assign) for node in tree.body)
     )
 
 
@@ -320,7 +320,7 @@ def parse(sub):
 # the graded notebook
 # ---------------------------------------------------------------------------
 
-PRELUDE = '''\
+PRELUDE = """\
 # The grader's setup (not student code): pristine references for the guard cells below.
 def _lrpkit_prelude(cache={cache!r}):
     import builtins
@@ -358,9 +358,9 @@ def _lrpkit_prelude(cache={cache!r}):
 
 _lrpkit_prelude()
 del _lrpkit_prelude
-'''
+"""
 
-GUARD = '''\
+GUARD = """\
 # The grader's guard (not student code): undo patches made above, then import utils and
 # lrpkit.checks afresh from this sandbox's copies, so the check below is the instructor's.
 def _lrpkit_guard(box={box!r}, names={names!r}):
@@ -415,7 +415,7 @@ def _lrpkit_guard(box={box!r}, names={names!r}):
 
 _lrpkit_guard()
 del _lrpkit_guard
-'''
+"""
 
 
 def _names(source):
@@ -450,7 +450,9 @@ def graded_notebook(sub, checks, box, cache=None, skip=frozenset()):
         roles.append(("check", check))
     nb = nbformat.v4.new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {
-        "name": "python3", "display_name": "Python 3", "language": "python"
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
     }
     return nb, roles
 
@@ -499,8 +501,16 @@ class Grader:
     """Runs submissions, each in a fresh sandbox under ``workdir`` (stand-in weights and
     matplotlib's font cache are made there once and shared)."""
 
-    def __init__(self, course, workdir, cell_timeout=CELL_TIMEOUT, timeout=TIMEOUT,
-                 workers=1, standin_cache=None, keep=False):
+    def __init__(
+        self,
+        course,
+        workdir,
+        cell_timeout=CELL_TIMEOUT,
+        timeout=TIMEOUT,
+        workers=1,
+        standin_cache=None,
+        keep=False,
+    ):
         self.course = course
         self.workdir = Path(workdir)
         self.cell_timeout = cell_timeout
@@ -525,14 +535,18 @@ class Grader:
         env = dict(os.environ, MPLCONFIGDIR=str(self.mpl), MPLBACKEND="Agg")
         subprocess.run(
             [sys.executable, "-c", "import matplotlib.font_manager"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=120,
             check=False,
         )
 
     def environment(self, box, token):
         home = box / "home"
         env = {
-            key: value for key, value in os.environ.items()
+            key: value
+            for key, value in os.environ.items()
             if not key.startswith(("JUPYTER", "IPYTHON", "PYTEST", "MPL", "LRPKIT", "VGG16"))
             and key not in ("PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME")
         }
@@ -596,11 +610,28 @@ class Grader:
         nbformat.write(nb, str(notebook))
         written = {notebook: notebook.read_bytes(), ctl / PLUGIN_NAME: PLUGIN.read_bytes()}
         cmd = [
-            sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
-            "-p", PLUGIN_NAME[:-3], "-p", "nbval.plugin", "--nbval", "--nbval-current-env",
-            f"--nbval-cell-timeout={self.cell_timeout}", "--nbval-kernel-startup-timeout=60",
-            "-c", str(ctl / "pytest.ini"), "--rootdir", str(box), "-q", "--tb=no",
-            "-W", "ignore::DeprecationWarning", str(notebook),
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            PLUGIN_NAME[:-3],
+            "-p",
+            "nbval.plugin",
+            "--nbval",
+            "--nbval-current-env",
+            f"--nbval-cell-timeout={self.cell_timeout}",
+            "--nbval-kernel-startup-timeout=60",
+            "-c",
+            str(ctl / "pytest.ini"),
+            "--rootdir",
+            str(box),
+            "-q",
+            "--tb=no",
+            "-W",
+            "ignore::DeprecationWarning",
+            str(notebook),
         ]
         # Cell results come back on a pipe, each record signed with a secret that reaches
         # pytest on a second pipe: neither is inherited by the kernel, so records forged by
@@ -619,15 +650,18 @@ class Grader:
         wall_started = time.time()
         with open(ctl / "pytest.log", "wb") as log:
             proc = subprocess.Popen(
-                cmd, cwd=ctl, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True,
+                cmd,
+                cwd=ctl,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
                 pass_fds=(write_fd, secret_r),
             )
         os.close(write_fd)
         os.close(secret_r)
-        reader = threading.Thread(
-            target=_read_records, args=(read_fd, lines, secret), daemon=True
-        )
+        reader = threading.Thread(target=_read_records, args=(read_fd, lines, secret), daemon=True)
         reader.start()
         timed_out = False
         try:
@@ -706,10 +740,7 @@ def make_standin_cache(path, course=None):
     """Write the stand-in weights once (utils.standin_state_dict takes ~2 s per call)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    code = (
-        "import sys, torch, utils; "
-        "torch.save(utils.standin_state_dict(), sys.argv[1] + '.part')"
-    )
+    code = "import sys, torch, utils; torch.save(utils.standin_state_dict(), sys.argv[1] + '.part')"
     env = dict(os.environ)
     if course is not None and "utils.py" in course.files:
         # Make it from the very utils.py the sandboxes get.
@@ -968,15 +999,35 @@ def protected_paths(root, submissions, course_root=None):
     """Files no submission may change: the kit, references, solutions, and all submissions."""
     paths = []
     for base in {Path(root), Path(course_root or root)}:
-        for pattern in ("*.py", "lrpkit/*.py", "notebooks/solutions/*.ipynb", "data/reference/**/*",
-                        "data/castle.jpg", "*.toml", "*.txt", "*.yml", "Makefile"):
+        for pattern in (
+            "*.py",
+            "lrpkit/*.py",
+            "notebooks/solutions/*.ipynb",
+            "data/reference/**/*",
+            "data/castle.jpg",
+            "*.toml",
+            "*.txt",
+            "*.yml",
+            "Makefile",
+        ):
             paths += [p for p in base.glob(pattern) if p.is_file()]
     paths += [p for p in Path(submissions).rglob("*") if p.is_file()]
     return sorted(set(paths))
 
 
-def grade(submissions, out, workers=2, course=None, root=ROOT, cell_timeout=CELL_TIMEOUT,
-          timeout=TIMEOUT, progress=True, standin_cache=None, keep=False, workdir=None):
+def grade(
+    submissions,
+    out,
+    workers=2,
+    course=None,
+    root=ROOT,
+    cell_timeout=CELL_TIMEOUT,
+    timeout=TIMEOUT,
+    progress=True,
+    standin_cache=None,
+    keep=False,
+    workdir=None,
+):
     """Grade every submission in ``submissions``; write out/grades.csv and out/feedback/.
 
     Returns the results, one per submission, sorted by student id.
@@ -986,8 +1037,10 @@ def grade(submissions, out, workers=2, course=None, root=ROOT, cell_timeout=CELL
     subs = [parse(sub) for sub in discover(submissions)]
     results = {}  # one per submission, in discovery order
     for key, sub in enumerate(subs):
-        results[key] = rejected(sub) if sub.problem else Result(
-            sub.student, {e: 0.0 for e in EXERCISES}, "pending", "not graded yet"
+        results[key] = (
+            rejected(sub)
+            if sub.problem
+            else Result(sub.student, {e: 0.0 for e in EXERCISES}, "pending", "not graded yet")
         )
     pending = [(key, sub) for key, sub in enumerate(subs) if not sub.problem]
 
@@ -1054,9 +1107,13 @@ def grade(submissions, out, workers=2, course=None, root=ROOT, cell_timeout=CELL
             if changes or changed:
                 names = sorted({*changes, *(p.name for p in changed)})
                 result = Result(
-                    sub.student, {e: 0.0 for e in EXERCISES}, "tampered",
+                    sub.student,
+                    {e: 0.0 for e in EXERCISES},
+                    "tampered",
                     "the submission changed files it must not touch: " + ", ".join(names[:8]),
-                    result.verdicts, result.notes, result.seconds,
+                    result.verdicts,
+                    result.notes,
+                    result.seconds,
                 )
             results[key] = result
             save()
@@ -1099,14 +1156,23 @@ def main(argv=None):
     parser.add_argument("--timeout", type=float, default=TIMEOUT, help="seconds per submission")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--keep", action="store_true", help="keep the sandboxes (debugging)")
-    parser.add_argument("--root", type=Path, default=ROOT,
-                        help="kit with the solutions, checks and references (default: this one)")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=ROOT,
+        help="kit with the solutions, checks and references (default: this one)",
+    )
     args = parser.parse_args(argv)
     try:
         results = grade(
-            args.submissions, args.out, args.workers, root=args.root,
-            cell_timeout=args.cell_timeout, timeout=args.timeout,
-            progress=not args.no_progress, keep=args.keep,
+            args.submissions,
+            args.out,
+            args.workers,
+            root=args.root,
+            cell_timeout=args.cell_timeout,
+            timeout=args.timeout,
+            progress=not args.no_progress,
+            keep=args.keep,
         )
     except GradingError as error:
         print(f"error: {error}", file=sys.stderr)

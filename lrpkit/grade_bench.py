@@ -34,8 +34,10 @@ def make_submissions(folder, copies, solutions=None):
     texts = {}
     for name in (EX3, EX4):
         nb = student.read(solutions / name)
-        texts[name] = {"solution": student.render(nb), "exercise": student.render(
-            student.exercise_notebook(nb))}  # fmt: skip
+        texts[name] = {
+            "solution": student.render(nb),
+            "exercise": student.render(student.exercise_notebook(nb)),
+        }
     expected = {}
     for copy in range(1, copies + 1):
         for variant, (ex3, ex4, total) in VARIANTS.items():
@@ -78,8 +80,10 @@ def main(argv=None):
     finally:
         shutil.rmtree(base, ignore_errors=True)
     n = len(expected)
-    print(f"grading {n} submissions ({', '.join(VARIANTS)}; {args.copies} of each), "
-          f"stand-in VGG-16, {os.cpu_count()} CPUs")  # fmt: skip
+    print(
+        f"grading {n} submissions ({', '.join(VARIANTS)}; {args.copies} of each), "
+        f"stand-in VGG-16, {os.cpu_count()} CPUs"
+    )
     print(f"stand-in weights written once per run: {setup:.1f} s (not counted below)")
     print(f"{'workers':>8} {'total s':>9} {'s/submission':>13}   target <= {TARGET:g} s")
     for workers, seconds in rows:

@@ -89,8 +89,16 @@ def _probe_px(rng):
     s = s * (zp.detach() != 0)  # no relevance to pass back where zp = 0: 1 / (zp + 1e-9) is 1e9
     out = lrp.trick(z, zp)
     (R,) = torch.autograd.grad((out * s).sum(), T)
-    return {"px_w": w, "px_b": b, "px_X": X, "px_L": L, "px_H": H, "px_s": s,
-            "px_z": z.detach(), "px_R": R}  # fmt: skip
+    return {
+        "px_w": w,
+        "px_b": b,
+        "px_X": X,
+        "px_L": L,
+        "px_H": H,
+        "px_s": s,
+        "px_z": z.detach(),
+        "px_R": R,
+    }
 
 
 def _probe_conv(rng, gamma=0.25):
@@ -113,14 +121,19 @@ def _probe_conv(rng, gamma=0.25):
         return torch.autograd.grad((out * s).sum(), x)[0]
 
     probe = {
-        "conv_w": w, "conv_b": b, "conv_a": a, "conv_s": s, "conv_gamma": torch.tensor(gamma),
-        "conv_z": z, "conv_zp": zp,
+        "conv_w": w,
+        "conv_b": b,
+        "conv_a": a,
+        "conv_s": s,
+        "conv_gamma": torch.tensor(gamma),
+        "conv_z": z,
+        "conv_zp": zp,
         "conv_grad": grad(_gamma(w, gamma), _gamma(b, gamma)),
         "conv_grad_plain": grad(w, b, ratio=False),
         "conv_grad_neg": grad(w + gamma * w.clamp(max=0), b + gamma * b.clamp(max=0)),
         "conv_grad_nobias": grad(_gamma(w, gamma), b),
         "conv_grad_zp": grad(_gamma(w, gamma), _gamma(b, gamma), ratio=False),
-    }  # fmt: skip
+    }
     for k, g in enumerate(sorted(set(checks.SHEET_GAMMAS.values()))):
         probe[f"conv_grad_gamma{k}"] = grad(_gamma(w, g), _gamma(b, g))
     return probe
@@ -149,9 +162,12 @@ def compute(model, X, c=checks.CLASS):
     }
     diagnosis |= _probe_px(rng) | _probe_conv(rng)
     numpy_ = lambda d: {k: v.detach().numpy() for k, v in d.items()}
-    return {"gxi.npz": numpy_({"gxi": gxi}), "lrp.npz": numpy_({"lrp": R}),
-            "diagnosis.npz": numpy_(diagnosis),
-            "input.npz": {"castle_pixels": checks.castle_pixels()}}  # fmt: skip
+    return {
+        "gxi.npz": numpy_({"gxi": gxi}),
+        "lrp.npz": numpy_({"lrp": R}),
+        "diagnosis.npz": numpy_(diagnosis),
+        "input.npz": {"castle_pixels": checks.castle_pixels()},
+    }
 
 
 def main(out=checks.REFERENCE):

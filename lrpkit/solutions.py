@@ -73,9 +73,11 @@ def execute(path, timeout=600):
     nb = nbformat.read(str(path), as_version=4)
     os.environ["VGG16_WEIGHTS"] = "standin"  # the kernel inherits it
     client = NotebookClient(
-        nb, timeout=timeout, kernel_name="python3",
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
         resources={"metadata": {"path": str(Path(path).parent)}},
-    )  # fmt: skip
+    )
     client.execute()
     return nb
 

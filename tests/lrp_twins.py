@@ -109,8 +109,13 @@ def explicit_lrp(model, X, c, gammas=SHEET_GAMMAS, eps=EPS):
                 a = F.relu(a)  # not layer(a): VGG-16's ReLUs are in place
             elif isinstance(layer, torch.nn.MaxPool2d):
                 a, winners[i] = F.max_pool2d(
-                    a, layer.kernel_size, layer.stride, layer.padding, layer.dilation,
-                    ceil_mode=layer.ceil_mode, return_indices=True,
+                    a,
+                    layer.kernel_size,
+                    layer.stride,
+                    layer.padding,
+                    layer.dilation,
+                    ceil_mode=layer.ceil_mode,
+                    return_indices=True,
                 )
             else:
                 a = layer(a)
@@ -122,7 +127,11 @@ def explicit_lrp(model, X, c, gammas=SHEET_GAMMAS, eps=EPS):
                 pass  # relevance passes unchanged
             elif isinstance(layer, torch.nn.MaxPool2d):
                 R = F.max_unpool2d(
-                    R, winners[i], layer.kernel_size, layer.stride, layer.padding,
+                    R,
+                    winners[i],
+                    layer.kernel_size,
+                    layer.stride,
+                    layer.padding,
                     output_size=A[i].shape[-2:],
                 )
             elif isinstance(layer, torch.nn.Conv2d) and i == 0:

@@ -209,8 +209,11 @@ def test_checks_module_ships_alone():
     imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert not any("lrp" in name for name in imported if name), imported
-    assert not [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.bases
-                and "Module" in ast.unparse(n.bases[0])]  # fmt: skip
+    assert not [
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.ClassDef) and n.bases and "Module" in ast.unparse(n.bases[0])
+    ]
     assert "def gradient_x_input" not in source and "(z / zp).detach()" not in source
     code = "import sys, lrpkit.checks; assert 'lrpkit.lrp' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -303,7 +306,8 @@ GXI_MISTAKES = {
     "raises": (lambda m, X, c: 1 / 0, "raised ZeroDivisionError: division by zero"),
     "stub": (
         lambda m, X, c: exec("raise NotImplementedError('Exercise 3')"),
-        "raised NotImplementedError: Exercise 3", "Hint: complete the task",
+        "raised NotImplementedError: Exercise 3",
+        "Hint: complete the task",
     ),
     "numpy": (lambda m, X, c: gradient_x_input(m, X, c).detach().numpy(), "not a torch tensor"),
     "globals": (lambda m, X, c: gradient_x_input(m.float(), X.float(), c), "float32"),
@@ -366,35 +370,49 @@ def _inplace(conv, gamma):
 
 CONV_MISTAKES = {
     "not detached": (
-        conv_class(combine=lambda z, zp: zp * (z / zp)), ConvPx, "z / zp, which is not detached"
+        conv_class(combine=lambda z, zp: zp * (z / zp)),
+        ConvPx,
+        "z / zp, which is not detached",
     ),
     "gamma on all weights": (
-        conv_class(rho=lambda p, g: p + g * p), ConvPx, "negative weights too"
+        conv_class(rho=lambda p, g: p + g * p),
+        ConvPx,
+        "negative weights too",
     ),
     "gamma on negative weights": (
-        conv_class(rho=lambda p, g: p + g * p.clamp(max=0)), ConvPx,
+        conv_class(rho=lambda p, g: p + g * p.clamp(max=0)),
+        ConvPx,
         "gamma is applied to the negative weights.",
     ),
     "gamma not on bias": (
-        conv_class(rho=lambda p, g: p + g * p.clamp(min=0) if p.dim() > 1 else p), ConvPx,
+        conv_class(rho=lambda p, g: p + g * p.clamp(min=0) if p.dim() > 1 else p),
+        ConvPx,
         "not to the bias",
     ),
     "gamma ignored": (
-        conv_class(rho=lambda p, g: p + 0.1 * p.clamp(min=0)), ConvPx, "ignores its gamma"
+        conv_class(rho=lambda p, g: p + 0.1 * p.clamp(min=0)),
+        ConvPx,
+        "ignores its gamma",
     ),
     "returns zp": (conv_class(combine=lambda z, zp: zp), ConvPx, "is zp, but its value"),
     "no ratio": (conv_class(combine=lambda z, zp: zp + (z - zp).detach()), ConvPx, "without"),
     "all detached": (conv_class(combine=lambda z, zp: z.detach()), ConvPx, "all is detached"),
     "float32": (
-        conv_class(combine=lambda z, zp: (zp * (z / zp).detach()).float()), ConvPx, "float32"
+        conv_class(combine=lambda z, zp: (zp * (z / zp).detach()).float()),
+        ConvPx,
+        "float32",
     ),
     "shape": (conv_class(combine=lambda z, zp: (zp * (z / zp).detach())[:, :1]), ConvPx, "shape"),
-    "stub": (conv_class(init=_stub), ConvPx, "raised NotImplementedError: Exercise 4",
-             "Hint: complete the task"),
+    "stub": (
+        conv_class(init=_stub),
+        ConvPx,
+        "raised NotImplementedError: Exercise 4",
+        "Hint: complete the task",
+    ),
     "in-place weights": (conv_class(init=_inplace), ConvPx, "changed the weights"),
     "sheet's ConvPx": (Conv, SheetConvPx, "NaN where zp is exactly 0"),
     "not a module": (lambda conv, gamma: 0, ConvPx, "raised TypeError"),
-}  # fmt: skip
+}
 
 
 @pytest.mark.slow
@@ -425,8 +443,12 @@ def test_check_conv_fails_a_conv_sharing_gamma_across_layers(capsys):
         def forward(self, X):
             g = Shared.gamma
             z = self.conv(X)
-            zp = F.conv2d(X, self.conv.weight + g * self.conv.weight.clamp(min=0),
-                          self.conv.bias + g * self.conv.bias.clamp(min=0), padding=1)  # fmt: skip
+            zp = F.conv2d(
+                X,
+                self.conv.weight + g * self.conv.weight.clamp(min=0),
+                self.conv.bias + g * self.conv.bias.clamp(min=0),
+                padding=1,
+            )
             return zp * (z / zp).detach()
 
     assert_fails(capsys, checks.check_conv, (Shared, ConvPx), "whole LRP model differs")
@@ -503,8 +525,9 @@ def test_check_relevance_passes_the_solution(capsys):
         "PASS check_relevance: R = X*dX + L*dL + H*dH matches the reference "
         "(relative L2 error below 1e-06 in float64)"
     )
-    ok, _ = verdict(capsys, checks.check_relevance, relevance_with({"X": 1, "L": 1, "H": 1}),
-                    ConvPx)  # fmt: skip
+    ok, _ = verdict(
+        capsys, checks.check_relevance, relevance_with({"X": 1, "L": 1, "H": 1}), ConvPx
+    )
     assert ok
 
 

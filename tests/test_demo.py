@@ -42,7 +42,11 @@ def demo_env(tmp_path, **extra):
 def run_demo(out, env):
     return subprocess.run(
         [sys.executable, "-m", "lrpkit.demo", "--out", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 

@@ -96,7 +96,10 @@ def test_utils_imports_without_path_edits(folder, tmp_path):
     cwd = tmp_path if folder == "outside" else ROOT / folder
     done = subprocess.run(
         [sys.executable, "-c", "import utils, lrpkit; print(utils.__file__)"],
-        cwd=cwd, capture_output=True, text=True, timeout=300,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(ROOT / "utils.py")
@@ -143,6 +146,11 @@ def test_readme_commands_exist():
     named = set(re.findall(r"(?:^|`|\w=\S*\s)make ([a-z][\w-]*)", readme, flags=re.M))
     assert {"demo", "test", "lab"} <= named
     assert named <= make_targets(), f"README names missing targets: {named - make_targets()}"
-    for phrase in ("VGG16_WEIGHTS=standin", "VGG16_WEIGHTS=/path/to/vgg16-397923af.pth",
-                   "environment.yml", "pip install --no-deps -e .", "jupyter lab notebooks/"):
+    for phrase in (
+        "VGG16_WEIGHTS=standin",
+        "VGG16_WEIGHTS=/path/to/vgg16-397923af.pth",
+        "environment.yml",
+        "pip install --no-deps -e .",
+        "jupyter lab notebooks/",
+    ):
         assert phrase in readme, f"README should mention {phrase!r}"

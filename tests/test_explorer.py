@@ -226,9 +226,9 @@ def test_headless_notebook_run(tmp_path, castle_file):
         )
     ]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
-    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", resources={
-        "metadata": {"path": str(tmp_path)}
-    })
+    client = nbclient.NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
     client.execute(env={**os.environ, "VGG16_WEIGHTS": "standin"})
     outputs = nb.cells[0].outputs
     assert not [o for o in outputs if o.output_type == "error"]

@@ -34,9 +34,15 @@ ROOT = Path(__file__).resolve().parents[1]
 ARTIFACT = ROOT / "artifacts" / "explorer.png"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage", "--window-size=1400,1300",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1400,1300",
 ]
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -62,7 +68,9 @@ def _free_port():
 def _notebook(path, castle):
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {
-        "name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python",
+        "name": "python3",
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
     }
     nb.cells = [
         nbformat.v4.new_code_cell(
@@ -84,30 +92,53 @@ def lab(tmp_path_factory, castle_file):
     (config / "labconfig").mkdir(parents=True)
     # Nothing reaches the network: no news feed, no update check, no PyPI extension manager,
     # no announcements plugin.
-    (config / "jupyter_server_config.json").write_text(json.dumps({"LabApp": {
-        "news_url": None, "check_for_updates_class": "jupyterlab.NeverCheckForUpdate",
-        "extension_manager": "readonly",
-    }}))
-    (config / "labconfig" / "page_config.json").write_text(json.dumps({
-        "disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True},
-    }))
+    (config / "jupyter_server_config.json").write_text(
+        json.dumps(
+            {
+                "LabApp": {
+                    "news_url": None,
+                    "check_for_updates_class": "jupyterlab.NeverCheckForUpdate",
+                    "extension_manager": "readonly",
+                }
+            }
+        )
+    )
+    (config / "labconfig" / "page_config.json").write_text(
+        json.dumps(
+            {
+                "disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True},
+            }
+        )
+    )
     _notebook(root / "explorer.ipynb", castle_file)
     port, token = _free_port(), secrets.token_hex(16)
     env = {
-        **os.environ, "VGG16_WEIGHTS": "standin", "JUPYTER_CONFIG_DIR": str(config),
-        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"), "IPYTHONDIR": str(tmp_path / "ipython"),
+        **os.environ,
+        "VGG16_WEIGHTS": "standin",
+        "JUPYTER_CONFIG_DIR": str(config),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "IPYTHONDIR": str(tmp_path / "ipython"),
         "MPLBACKEND": "Agg",
     }
     log = open(tmp_path / "lab.log", "wb")
     server = subprocess.Popen(
         [
-            sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-            f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-            f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={root}",
             f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
             *(["--allow-root"] if os.geteuid() == 0 else []),  # CI containers run as root
         ],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -189,10 +220,12 @@ def _run_all(driver, base, token, timeout=120):
         driver.find_element(By.XPATH, label.format("MenuBar-itemLabel", "Run")).click()
         driver.find_element(By.XPATH, label.format("Menu-itemLabel", "Run All Cells")).click()
         try:
-            WebDriverWait(driver, 15).until(lambda d: d.execute_script(
-                "return [...document.querySelectorAll('.jp-InputArea-prompt')]"
-                ".some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))"
-            ))
+            WebDriverWait(driver, 15).until(
+                lambda d: d.execute_script(
+                    "return [...document.querySelectorAll('.jp-InputArea-prompt')]"
+                    ".some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))"
+                )
+            )
             return
         except TimeoutException:
             driver.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)

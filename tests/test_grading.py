@@ -495,9 +495,9 @@ def test_unchanged_display_cells_are_skipped(tiny, tmp_path):
     course = grade.load_course(tiny)
     assert course.skip == {tiny_course.DISPLAY}
     changed = tiny_course.DISPLAY + "\ngradient_x_input = 1"
-    sub = grade.Submission("s", [("s.ipynb", nb_bytes([
-        IMPORTS, code(tiny_course.DISPLAY + "  \n"), code(changed)
-    ]))])  # fmt: skip
+    sub = grade.Submission(
+        "s", [("s.ipynb", nb_bytes([IMPORTS, code(tiny_course.DISPLAY + "  \n"), code(changed)]))]
+    )
     grade.parse(sub)
     nb, roles = grade.graded_notebook(sub, course.checks, tmp_path, skip=course.skip)
     sources = [c.source for c, (role, _) in zip(nb.cells, roles, strict=True) if role == "student"]

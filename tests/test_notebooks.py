@@ -95,11 +95,27 @@ def nbval(*paths):
     """Run `pytest --nbval` on paths with the stand-in, in a subprocess."""
     env = dict(os.environ, VGG16_WEIGHTS="standin")
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env", "-q",
-         "-p", "no:cacheprovider", "--rootdir", str(solutions.ROOT),
-         "--nbval-cell-timeout", "600", *map(str, paths)],
-        cwd=solutions.ROOT, env=env, capture_output=True, text=True, timeout=1800,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--nbval",
+            "--nbval-current-env",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(solutions.ROOT),
+            "--nbval-cell-timeout",
+            "600",
+            *map(str, paths),
+        ],
+        cwd=solutions.ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
 
 
 @pytest.mark.slow

@@ -130,10 +130,13 @@ def test_markers_in_markdown_are_refused():
 
 def test_solution_lines_are_those_only_in_solutions():
     original = nb(
-        ("code", "return zp * (z / zp).data\n# BEGIN SOLUTION: Exercise 4 -- c\n"
-                 "pconv = 1\nreturn zp * (z / zp).data\n# END SOLUTION"),
+        (
+            "code",
+            "return zp * (z / zp).data\n# BEGIN SOLUTION: Exercise 4 -- c\n"
+            "pconv = 1\nreturn zp * (z / zp).data\n# END SOLUTION",
+        ),
         ("md", "A hint only solutions have.", ["solution"]),
-    )  # fmt: skip
+    )
     assert student.solution_lines(original) == {"pconv = 1", "A hint only solutions have."}
 
 
@@ -190,8 +193,11 @@ def test_stubs_name_their_exercise_and_keep_the_task_text(name):
     for stub in stubs:
         lines = [student.stub_line(indent, stub) for indent in ("", " " * 4, " " * 8)]
         assert any(line in s for s in sources for line in lines), stub
-    kept = [c.source for c in solution.cells if c.cell_type == "markdown"
-            and "solution" not in student.tags(c)]  # fmt: skip
+    kept = [
+        c.source
+        for c in solution.cells
+        if c.cell_type == "markdown" and "solution" not in student.tags(c)
+    ]
     assert kept == [c.source for c in exercise.cells if c.cell_type == "markdown"]
     assert any("**Task:**" in s for s in kept)
     lines = {line.strip() for s in sources for line in s.splitlines()}
@@ -205,8 +211,12 @@ def test_given_code_stays():
     solution = student.read(student.SOLUTIONS / "ex4_lrp.ipynb")
     convpx = next(c.source for c in solution.cells if c.source.startswith("class ConvPx"))
     assert convpx in ex4, "ConvPx is given as it is"
-    for given in ("features[i] = ConvPx(features[i])", "features[i] = Conv(features[i], ",
-                  "lrpmodel.eval()", "utils.bounds(X)"):  # fmt: skip
+    for given in (
+        "features[i] = ConvPx(features[i])",
+        "features[i] = Conv(features[i], ",
+        "lrpmodel.eval()",
+        "utils.bounds(X)",
+    ):
         assert given in ex4, given
 
 
@@ -296,9 +306,11 @@ def test_bundle_holds_what_students_need_and_nothing_else(bundle):
     ]
     assert (bundle / student.MARK).is_file()
     files.remove(student.MARK)
-    allowed = re.compile(r"(README\.md|utils\.py|environment\.yml|requirements\.txt"
-                         r"|lrpkit/(__init__|checks|explorer)\.py|data/reference/.*"
-                         r"|ex[34]_\w+\.ipynb)")  # fmt: skip
+    allowed = re.compile(
+        r"(README\.md|utils\.py|environment\.yml|requirements\.txt"
+        r"|lrpkit/(__init__|checks|explorer)\.py|data/reference/.*"
+        r"|ex[34]_\w+\.ipynb)"
+    )
     assert [f for f in files if not allowed.fullmatch(f)] == []
     assert "data/castle.jpg" not in files, "third-party image: fetched on first use, not shipped"
     assert "lrpkit/lrp.py" not in files
@@ -400,8 +412,12 @@ def test_bundle_runs_on_its_own(offline_bundle, kernel_env):
     error = run_until_error(notebook, offline_bundle, kernel_env)
     first = student.stubs(student.read(student.SOLUTIONS / SOLUTION_NAMES[0]))[0]
     assert (error.ename, error.evalue) == ("NotImplementedError", first)
-    verdicts = [o.get("text", "") for c in notebook.cells if "check" in student.tags(c)
-                for o in c.get("outputs", [])]  # fmt: skip
+    verdicts = [
+        o.get("text", "")
+        for c in notebook.cells
+        if "check" in student.tags(c)
+        for o in c.get("outputs", [])
+    ]
     assert verdicts and verdicts[0].startswith("PASS check_input"), verdicts
 
 
@@ -424,6 +440,8 @@ def test_exercises_pass_the_linter():
     """`make lint` lints notebooks too: a stub must not leave a name undefined or unused."""
     out = subprocess.run(
         [sys.executable, "-m", "ruff", "check", "--no-cache", str(student.EXERCISES)],
-        cwd=ROOT, capture_output=True, text=True,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stdout
