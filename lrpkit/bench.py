@@ -24,9 +24,9 @@ import time
 import torch
 
 import utils
-from lrpkit import lrp
+from lrpkit import lrp, sheet
 
-C = 483  # castle
+C = sheet.CLASS
 TARGET_LRP_OVER_GXI = 1.7  # at most
 TARGET_ZENNIT_OVER_LRP = 3.5  # at least
 
@@ -40,7 +40,7 @@ def zennit_model(model):
     return model
 
 
-def zennit_lrp(model, X, c, gammas=lrp.GAMMAS):
+def zennit_lrp(model, X, c, gammas=sheet.GAMMAS):
     """LRP by zennit on the full model, same rules as lrpkit.lrp (dense layers: gradient)."""
     from zennit.core import Composite
     from zennit.rules import Gamma, ZBox
@@ -53,8 +53,8 @@ def zennit_lrp(model, X, c, gammas=lrp.GAMMAS):
             return None
         i = int(name.split(".")[1])
         if i == 0:
-            return ZBox(low=low, high=high, stabilizer=lrp.EPS)
-        return Gamma(gamma=gammas[lrp.block_of(i) - 1], stabilizer=lrp.EPS)
+            return ZBox(low=low, high=high, stabilizer=sheet.EPS)
+        return Gamma(gamma=gammas[sheet.block_of(i) - 1], stabilizer=sheet.EPS)
 
     X = X.detach().requires_grad_(True)
     with lrp.frozen(model), Composite(module_map=module_map).context(model) as hooked:

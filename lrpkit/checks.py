@@ -29,30 +29,17 @@ import numpy
 import torch
 
 import utils
+from lrpkit import sheet
+from lrpkit.sheet import CLASS
 
 REFERENCE = utils.DATA / "reference"
-#: the neuron explained: ImageNet class 483, castle.
-CLASS = 483
 #: the checks run the code under test on the CROP x CROP centre crop of the 224 x 224 input
 #: (a fraction of the cost of the whole image; the diagnoses tell mistakes apart as well).
 CROP = 32
 #: largest accepted relative L2 error against the float64 references.
 TOL = 1e-6
 #: the sheet's LRP model: features[0] gets ConvPx, these get Conv(features[i], gamma).
-SHEET_GAMMAS = {
-    2: 10**-0.0,
-    5: 10**-0.5,
-    7: 10**-0.5,
-    10: 10**-1.0,
-    12: 10**-1.0,
-    14: 10**-1.0,
-    17: 10**-1.5,
-    19: 10**-1.5,
-    21: 10**-1.5,
-    24: 10**-2.0,
-    26: 10**-2.0,
-    28: 10**-2.0,
-}
+SHEET_GAMMAS = sheet.layer_gammas()
 #: where a near-match with a wrong variant counts as "that is the mistake".
 NEAR = 1e-3
 #: check_input's tolerance (relative L2) for pixels a different JPEG decoder rounds otherwise.
@@ -704,7 +691,7 @@ def check_lrpmodel(lrpmodel):
         expected = {0: "ConvPx"} | dict.fromkeys(SHEET_GAMMAS, "Conv")
         for i, layer in enumerate(features):
             name = type(layer).__name__
-            want = expected.get(i, ("MaxPool2d" if i in (4, 9, 16, 23, 30) else "ReLU"))
+            want = expected.get(i, ("MaxPool2d" if i in sheet.POOLS else "ReLU"))
             if name != want:
                 raise _Fail(
                     f"lrpmodel.features[{i}] is a {name}, expected {want}",

@@ -17,8 +17,8 @@ from matplotlib.figure import Figure
 
 import utils
 from lrpkit import lrp
+from lrpkit.sheet import CLASS as CASTLE
 
-CASTLE = 483  # ImageNet class "castle", the neuron the sheet explains
 #: errors with a message meant for the user (missing weights, offline, bad files)
 USER_ERRORS = (RuntimeError, ValueError, OSError)
 

@@ -31,23 +31,13 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 import utils
+from lrpkit.sheet import BLOCKS, GAMMAS, stabilize
+from lrpkit.sheet import CLASS as CASTLE
 
-#: the sheet's gamma per conv block 1-5: high in low blocks, near zero on top.
-GAMMAS = (10**-0.0, 10**-0.5, 10**-1.0, 10**-1.5, 10**-2.0)
-#: indices in ``model.features`` of the convolutions of each block.
-BLOCKS = ((0, 2), (5, 7), (10, 12, 14), (17, 19, 21), (24, 26, 28))
-#: stabiliser: zp + EPS * sign(zp), zero counting as +, as in the course's reference LRP.
-EPS = 1e-9
 GXI, LRP = "Gradient × Input", "LRP"
 METHODS = (GXI, LRP)
-CASTLE = 483
 #: slider range, as powers of ten: gamma from 1e-4 (almost LRP-0) to 10 (almost z+).
 EXPONENTS = (-4.0, 1.0)
-
-
-def stabilize(zp, eps=EPS):
-    """zp + eps * sign(zp), zero counting as +: keeps R / zp finite."""
-    return zp + eps * torch.where(zp >= 0, 1.0, -1.0).to(zp)
 
 
 class _Conv:

@@ -23,9 +23,9 @@ import zennit.composites
 import zennit.rules
 
 import utils
-from lrpkit import explorer, lrp
+from lrpkit import explorer, lrp, sheet
 
-C = 483  # castle
+C = sheet.CLASS
 WORST, MEDIAN = 0.6, 0.4  # targets, as multiples of one Gradient x Input
 
 
@@ -38,10 +38,10 @@ def gradient_x_input(model, X, c):
 def zennit_lrp(model, X, c, gammas):
     """The same LRP by zennit: conv rules below, the dense head's gradient x input on top."""
     L, H = (t[:, :, :1, :1] for t in utils.bounds(X))
-    rules = [(["features.0"], zennit.rules.ZBox(L, H, stabilizer=lrp.EPS))]
-    for layers, gamma in zip(lrp.BLOCKS, gammas):
+    rules = [(["features.0"], zennit.rules.ZBox(L, H, stabilizer=sheet.EPS))]
+    for layers, gamma in zip(sheet.BLOCKS, gammas):
         names = [f"features.{i}" for i in layers if i != 0]
-        rules.append((names, zennit.rules.Gamma(gamma, stabilizer=lrp.EPS)))
+        rules.append((names, zennit.rules.Gamma(gamma, stabilizer=sheet.EPS)))
     composite = zennit.composites.NameMapComposite(name_map=rules)
     X = X.detach().requires_grad_(True)
     with composite.context(model):
@@ -70,31 +70,31 @@ def main(argv=None):
 
     start = time.perf_counter()
     engine = explorer.Engine(model, X)
-    engine.relevance(explorer.LRP, C, lrp.GAMMAS)
+    engine.relevance(explorer.LRP, C, sheet.GAMMAS)
     setup = time.perf_counter() - start
 
     # Sanity: every method here computes the same explanation (float32 tolerances).
     R = lrp.lrp(model, X, C)
     for name, other in [
-        ("explorer", engine.relevance(explorer.LRP, C, lrp.GAMMAS)[0]),
-        ("zennit", zennit_lrp(copy.deepcopy(model), X, C, lrp.GAMMAS)),
+        ("explorer", engine.relevance(explorer.LRP, C, sheet.GAMMAS)[0]),
+        ("zennit", zennit_lrp(copy.deepcopy(model), X, C, sheet.GAMMAS)),
     ]:
         diff = float((other - R).norm() / R.norm())
         print(f"{name} vs lrpkit.lrp.lrp: relative L2 difference {diff:.1e} (float32)")
 
     zmodel = copy.deepcopy(model)
-    gammas = list(lrp.GAMMAS)
+    gammas = list(sheet.GAMMAS)
 
     def change(k):
         # Toggle block k between the sheet's gamma and twice it, so each call recomputes.
-        gammas[k - 1] = lrp.GAMMAS[k - 1] * (2 if gammas[k - 1] == lrp.GAMMAS[k - 1] else 1)
+        gammas[k - 1] = sheet.GAMMAS[k - 1] * (2 if gammas[k - 1] == sheet.GAMMAS[k - 1] else 1)
         _, changed = engine.relevance(explorer.LRP, C, gammas)
         assert changed == [k], changed
 
     jobs = {"Gradient x Input": lambda: gradient_x_input(model, X, C)}
     jobs.update({f"gamma change, block {k}": (lambda k=k: change(k)) for k in range(1, 6)})
     jobs["full LRP (lrpkit.lrp.lrp)"] = lambda: lrp.lrp(model, X, C)
-    jobs["zennit, same rules"] = lambda: zennit_lrp(zmodel, X, C, lrp.GAMMAS)
+    jobs["zennit, same rules"] = lambda: zennit_lrp(zmodel, X, C, sheet.GAMMAS)
     times = {name: [] for name in jobs}
     for job in jobs.values():  # warm-up
         job()

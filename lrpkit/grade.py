@@ -47,7 +47,7 @@ from pathlib import Path
 
 import nbformat
 
-from lrpkit.student import BEGIN
+from lrpkit.layout import BEGIN, STUDENT_CODE
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = ROOT / "notebooks" / "solutions"
@@ -55,7 +55,7 @@ EXERCISES = ("ex3", "ex4")
 POINTS = 25  # per exercise, shared equally by its check cells
 COLUMNS = ("student", *EXERCISES, "total", "status", "reason")
 #: what every sandbox gets from the kit (never lrpkit/lrp.py, the reference solution)
-KIT = ("utils.py", "lrpkit/__init__.py", "lrpkit/checks.py", "lrpkit/explorer.py")
+KIT = STUDENT_CODE
 DATA = ("data/reference", "data/castle.jpg")
 MAX_NOTEBOOK_BYTES = 50 * 2**20
 CELL_TIMEOUT = 120  # seconds per cell

@@ -12,25 +12,7 @@ import torch
 import torch.nn.functional as F
 
 import utils
-
-#: gamma per VGG-16 conv block 1-5, as on the sheet: high in low blocks, near zero on top.
-GAMMAS = (10**-0.0, 10**-0.5, 10**-1.0, 10**-1.5, 10**-2.0)
-#: indices in ``model.features`` of the convolutions of each block.
-BLOCKS = ((0, 2), (5, 7), (10, 12, 14), (17, 19, 21), (24, 26, 28))
-#: stabiliser: zp + EPS * sign(zp) keeps z / zp finite where zp is zero.
-EPS = 1e-9
-
-
-def block_of(index):
-    """Block number (1-5) of the convolution at ``model.features[index]``."""
-    return next(b for b, layers in enumerate(BLOCKS, 1) if index in layers)
-
-
-def stabilize(zp, eps=EPS):
-    """zp moved away from zero by eps in the direction of its sign (zero counts as +)."""
-    # +eps where zp >= 0, -eps elsewhere (2 eps - eps is exactly eps), in zp's dtype and
-    # on its device; not with torch.where, whose CPU kernel is ~5 times slower.
-    return zp + (zp >= 0).to(zp).mul_(2 * eps).sub_(eps)
+from lrpkit.sheet import GAMMAS, block_of, stabilize
 
 
 def trick(z, zp):
@@ -74,7 +56,7 @@ def gradient_x_input(model, X, c):
     return X.detach() * grad
 
 
-def _gamma(p, gamma):
+def gamma_weights(p, gamma):
     """w + gamma * w^+ (LRP-gamma's weight transform; also applied to the bias)."""
     return torch.add(p, p.clamp(min=0), alpha=gamma)
 
@@ -105,7 +87,7 @@ def lrp_forward(model, X, L, H, gammas=GAMMAS):
                 a, b = torch.cat([X, L, H], 1), None
             else:
                 gamma = gammas[block_of(i) - 1]
-                W, b = _gamma(W, gamma), _gamma(b, gamma)
+                W, b = gamma_weights(W, gamma), gamma_weights(b, gamma)
             zp = F.conv2d(a, W, b, stride=layer.stride, padding=layer.padding)
             # The ReLU that follows is applied here, to z: trick(relu(z), zp) has the value
             # and the gradient of relu(trick(z, zp)), at two passes over the data less.

@@ -32,14 +32,10 @@ import torch.nn.functional as F
 import torchvision
 
 import utils
-from lrpkit import checks, lrp
+from lrpkit import checks, lrp, sheet
 
 FILES = ("gxi.npz", "lrp.npz", "diagnosis.npz", "input.npz")
 PROBE_SEED = 483
-
-
-def _gamma(p, gamma):
-    return p + gamma * p.clamp(min=0)
 
 
 def zb_terms(model, X, c):
@@ -110,7 +106,7 @@ def _probe_conv(rng, gamma=0.25):
         a = torch.from_numpy(rng.normal(size=(1, 4, 5, 5))).clamp(min=0)
         s = torch.from_numpy(rng.normal(size=(1, 6, 5, 5)))
         z = F.conv2d(a, w, b, padding=1)
-        zp = F.conv2d(a, _gamma(w, gamma), _gamma(b, gamma), padding=1)
+        zp = F.conv2d(a, lrp.gamma_weights(w, gamma), lrp.gamma_weights(b, gamma), padding=1)
         if zp.abs().min() > 0.05 and z.abs().min() > 1e-3:
             break
 
@@ -128,18 +124,18 @@ def _probe_conv(rng, gamma=0.25):
         "conv_gamma": torch.tensor(gamma),
         "conv_z": z,
         "conv_zp": zp,
-        "conv_grad": grad(_gamma(w, gamma), _gamma(b, gamma)),
+        "conv_grad": grad(lrp.gamma_weights(w, gamma), lrp.gamma_weights(b, gamma)),
         "conv_grad_plain": grad(w, b, ratio=False),
         "conv_grad_neg": grad(w + gamma * w.clamp(max=0), b + gamma * b.clamp(max=0)),
-        "conv_grad_nobias": grad(_gamma(w, gamma), b),
-        "conv_grad_zp": grad(_gamma(w, gamma), _gamma(b, gamma), ratio=False),
+        "conv_grad_nobias": grad(lrp.gamma_weights(w, gamma), b),
+        "conv_grad_zp": grad(lrp.gamma_weights(w, gamma), lrp.gamma_weights(b, gamma), ratio=False),
     }
-    for k, g in enumerate(sorted(set(checks.SHEET_GAMMAS.values()))):
-        probe[f"conv_grad_gamma{k}"] = grad(_gamma(w, g), _gamma(b, g))
+    for k, g in enumerate(sorted(set(sheet.layer_gammas().values()))):
+        probe[f"conv_grad_gamma{k}"] = grad(lrp.gamma_weights(w, g), lrp.gamma_weights(b, g))
     return probe
 
 
-def compute(model, X, c=checks.CLASS):
+def compute(model, X, c=sheet.CLASS):
     """{file name: {array name: numpy array}} of the references for a float64 model and X
     (the grading input: the crop)."""
     gxi = lrp.gradient_x_input(model, X, c)
@@ -180,8 +176,8 @@ def main(out=checks.REFERENCE):
             f"{checks.CROP}x{checks.CROP} centre crop of castle.jpg's normalised 224x224 input"
         ),
         "crop": checks.CROP,
-        "class": checks.CLASS,
-        "gammas": list(lrp.GAMMAS),
+        "class": sheet.CLASS,
+        "gammas": list(sheet.GAMMAS),
         "standin_fingerprint": checks.fingerprint(model32.state_dict()),
         "input_sha256": checks.input_sha256(X32),
         "castle_sha256": utils.CASTLE_SHA256,

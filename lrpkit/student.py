@@ -35,6 +35,7 @@ LINE_LENGTH = 100  # ruff's line-length in pyproject.toml
 BUNDLE_FILES = (
     "utils.py",
     "lrpkit/__init__.py",
+    "lrpkit/sheet.py",
     "lrpkit/checks.py",
     "lrpkit/explorer.py",
     "environment.yml",

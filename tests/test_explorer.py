@@ -19,7 +19,7 @@ import torch
 import torchvision
 
 import utils
-from lrpkit import explorer, lrp
+from lrpkit import explorer, lrp, sheet
 
 ROOT = Path(__file__).resolve().parents[1]
 #: float64 relative L2 difference allowed (measured: 2e-14 for LRP, 0 for Gradient x Input).
@@ -62,8 +62,8 @@ def set_gammas(ex, gammas):
 
 def test_widgets(view64, ex64, standin64, X64):
     assert isinstance(view64, ipywidgets.VBox) and view64.explorer is ex64
-    assert explorer.GAMMAS == lrp.GAMMAS and explorer.BLOCKS == lrp.BLOCKS
-    assert explorer.EPS == lrp.EPS
+    assert explorer.GAMMAS is sheet.GAMMAS and explorer.BLOCKS is sheet.BLOCKS
+    assert explorer.stabilize is lrp.stabilize is sheet.stabilize
     assert len(ex64.sliders) == 5
     for k, (slider, gamma) in enumerate(zip(ex64.sliders, lrp.GAMMAS), 1):
         assert isinstance(slider, ipywidgets.FloatLogSlider)
