@@ -17,13 +17,7 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parents[1]
-SOLUTIONS = ROOT / "notebooks" / "solutions"
-CHECK_TAG = "check"
-
-
-def tags(cell):
-    return cell.get("metadata", {}).get("tags", [])
+from lrpkit.layout import CHECK_TAG, SOLUTIONS, tags
 
 
 def clean(nb):

@@ -21,27 +21,25 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parents[1]
-SOLUTIONS = ROOT / "notebooks" / "solutions"
-EXERCISES = ROOT / "notebooks" / "exercises"
-
-BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN SOLUTION:(?P<stub>.*)$")
-END = re.compile(r"^[ \t]*# END SOLUTION[ \t]*$")
-SOLUTION_TAG = "solution"
-LINE_LENGTH = 100  # ruff's line-length in pyproject.toml
-
-#: What the student bundle holds besides the exercise notebooks: files and folders of the
-#: kit, relative to its root. Never lrpkit/lrp.py (the reference solution) nor any solution.
-BUNDLE_FILES = (
-    "utils.py",
-    "lrpkit/__init__.py",
-    "lrpkit/sheet.py",
-    "lrpkit/checks.py",
-    "lrpkit/explorer.py",
-    "environment.yml",
-    "requirements.txt",
+from lrpkit.layout import (
+    BEGIN,
+    END,
+    EXERCISES,
+    ROOT,
+    SOLUTION_TAG,
+    SOLUTIONS,
+    STUDENT_DIRS,
+    STUDENT_FILES,
+    TEMPLATES,
+    tags,
 )
-BUNDLE_DIRS = ("data/reference",)
+
+LINE_LENGTH = 100  # ruff's line-length in pyproject.toml
+NOTEBOOK_ROLES = {
+    "ex3": "Exercise 3 (25 P): implement Gradient x Input",
+    "ex4": "Exercise 4 (25 P): implement the LRP-gamma convolution `Conv`",
+    "ex5": "Exercise 5 (bonus): is the explanation faithful? region perturbation",
+}
 MARK = ".lrpkit-bundle"  # marks a folder the bundle command may empty and rebuild
 
 
@@ -116,10 +114,6 @@ def stub_source(source, solved=lambda index: False, where="cell", start=0):
         count += 1
     text = "\n".join(lines)
     return (text + "\n" if source.endswith("\n") else text), count
-
-
-def tags(cell):
-    return cell.get("metadata", {}).get("tags", []) or []
 
 
 def exercise_notebook(nb, solved=()):
@@ -224,60 +218,13 @@ def drift(solutions=None, exercises=None):
     return problems
 
 
-STUDENT_README = """\
-# Exercise Sheet 12: Gradient x Input and LRP on VGG-16
-
-What you got:
-
-| file | what it is |
-|---|---|
-| `{ex3}` | Exercise 3 (25 P): implement Gradient x Input |
-| `{ex4}` | Exercise 4 (25 P): implement the LRP-gamma convolution `Conv` |
-| `utils.py` | helpers from the sheet: image, model, `newlayer`, `visualize` |
-| `lrpkit/checks.py` | the self-checks that the check cells call |
-| `lrpkit/explorer.py` | the interactive gamma explorer at the end of Exercise 4 |
-| `data/reference/` | stored reference results the self-checks compare with |
-| `environment.yml`, `requirements.txt` | the Python environment |
-
-## Set up
-
-With conda: `conda env create -f environment.yml && conda activate lrp-kit`.
-With pip (Python 3.11): `python -m venv .venv && .venv/bin/pip install -r requirements.txt`.
-Then start Jupyter **in this folder** (so that `import utils` finds `utils.py`): `jupyter lab`.
-
-The notebooks load VGG-16 with `utils.load_vgg16()`: the ImageNet weights (about 530 MB)
-download on first use. Offline, set the environment variable `VGG16_WEIGHTS` to a downloaded
-`vgg16-397923af.pth`, or to `standin` for a stand-in model with random weights (everything
-runs, but its heatmaps mean nothing). The image `castle.jpg` is not included: the first
-notebook cell downloads it into `data/` (`utils.castle_path()`); without a network, copy it
-there yourself.
-
-## Work
-
-Each task is a code cell that raises `NotImplementedError("Exercise N -- ...")`: replace that
-line by your code. Keep the names the notebooks use (`gradient_x_input`, `Conv`), because
-the checks and the grader look for them. Run the notebook top to bottom; it stops at the
-first task you have not done yet.
-
-After each task a check cell prints one line: `PASS ...` when your code is right, or
-`FAIL ...` with a hint. The checks always run your code on a fixed configuration (the
-stand-in VGG-16 in float64 on a 32 x 32 centre crop of castle.jpg, class 483), whatever model
-your notebook uses.
-
-## Hand in
-
-Your notebooks, named by your student id as your instructor says (one notebook
-`<student id>.ipynb`, or a folder `<student id>/` with both notebooks). The grader runs all
-your code cells top to bottom in a fresh kernel and then its own copy of the check cells:
-editing or deleting the check cells in your notebook changes nothing.
-"""
-
-
-STUDENT_INIT = '''"""Exercise Sheet 12: the self-checks (``lrpkit.checks``) and the gamma explorer
-(``lrpkit.explorer``). Nothing is imported here, so ``from lrpkit import checks`` loads only
-the checks.
-"""
-'''
+def student_readme(notebooks):
+    """The bundle's README (templates/student-README.md) with one row per notebook."""
+    rows = "\n".join(
+        f"| `{name}` | {NOTEBOOK_ROLES.get(name[:3], 'exercise notebook')} |" for name in notebooks
+    )
+    template = (TEMPLATES / "student-README.md").read_text(encoding="utf-8")
+    return template.replace("{notebook_rows}", rows)
 
 
 def bundle(out, solutions=None, root=ROOT):
@@ -291,13 +238,13 @@ def bundle(out, solutions=None, root=ROOT):
     out, root = Path(out).resolve(), Path(root)
     if out == root or root.is_relative_to(out):
         raise ValueError(f"{out} holds the kit itself; choose an empty or new folder")
-    missing = [name for name in BUNDLE_FILES + BUNDLE_DIRS if not (root / name).exists()]
+    missing = [name for name in STUDENT_FILES + STUDENT_DIRS if not (root / name).exists()]
     if missing:
         raise FileNotFoundError(
             "the bundle needs " + ", ".join(missing) + " (run `make references` for data/reference)"
         )
-    if not any((root / BUNDLE_DIRS[0]).iterdir()):
-        raise FileNotFoundError(f"{root / BUNDLE_DIRS[0]} is empty: run `make references`")
+    if not any((root / STUDENT_DIRS[0]).iterdir()):
+        raise FileNotFoundError(f"{root / STUDENT_DIRS[0]} is empty: run `make references`")
     if out.exists() and any(out.iterdir()):
         if not (out / MARK).is_file():
             raise ValueError(f"{out} is not empty and not a student bundle; choose another folder")
@@ -307,17 +254,15 @@ def bundle(out, solutions=None, root=ROOT):
     notebooks = expected_exercises(solutions)
     for name, text in notebooks.items():
         (out / name).write_text(text, encoding="utf-8")
-    for name in BUNDLE_FILES:
+    for name in STUDENT_FILES:
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(root / name, out / name)
-    for name in BUNDLE_DIRS:
+    for name in STUDENT_DIRS:
         shutil.copytree(root / name, out / name, ignore=shutil.ignore_patterns(".*", "__*"))
-    names = sorted(notebooks)
-    ex3 = next((n for n in names if n.startswith("ex3")), "ex3 notebook")
-    ex4 = next((n for n in names if n.startswith("ex4")), "ex4 notebook")
-    (out / "README.md").write_text(STUDENT_README.format(ex3=ex3, ex4=ex4), encoding="utf-8")
+    (out / "README.md").write_text(student_readme(sorted(notebooks)), encoding="utf-8")
     # The kit's own __init__ describes instructor modules students do not get.
-    (out / "lrpkit" / "__init__.py").write_text(STUDENT_INIT, encoding="utf-8")
+    init = (TEMPLATES / "student-init.py").read_text(encoding="utf-8")
+    (out / "lrpkit" / "__init__.py").write_text(init, encoding="utf-8")
     return sorted(path for path in out.rglob("*") if path.is_file() and path.name != MARK)
 
 

@@ -308,7 +308,7 @@ def test_bundle_holds_what_students_need_and_nothing_else(bundle):
     files.remove(student.MARK)
     allowed = re.compile(
         r"(README\.md|utils\.py|environment\.yml|requirements\.txt"
-        r"|lrpkit/(__init__|checks|explorer)\.py|data/reference/.*"
+        r"|lrpkit/(__init__|checks|explorer|sheet)\.py|data/reference/.*"
         r"|ex[34]_\w+\.ipynb)"
     )
     assert [f for f in files if not allowed.fullmatch(f)] == []
@@ -318,6 +318,23 @@ def test_bundle_holds_what_students_need_and_nothing_else(bundle):
         assert (bundle / name).read_text() == (student.EXERCISES / name).read_text()
     init = (bundle / "lrpkit" / "__init__.py").read_text()
     assert not [n for n in ast.walk(ast.parse(init)) if isinstance(n, ast.Import | ast.ImportFrom)]
+
+
+def test_bundle_readme_names_what_students_must_keep(bundle):
+    """The names the grader calls, the hand-in format and the exact offline command."""
+    readme = (bundle / "README.md").read_text()
+    for name in (
+        "gradient_x_input(model, X, c)",
+        "Conv(conv, gamma)",
+        "lrp_relevance(lrpmodel, X, c)",
+        "gradient_x_input_ex3(model, X, c)",
+    ):
+        assert f"`{name}`" in readme, name
+    assert "VGG16_WEIGHTS=standin .venv/bin/jupyter lab" in readme
+    assert "<student id>.ipynb" in readme and "<student id>/" in readme
+    for name in SOLUTION_NAMES:
+        assert f"| `{name}` |" in readme, name
+    assert "{" not in readme, "an unfilled template field"
 
 
 def secret_lines():
