@@ -116,8 +116,26 @@ def load_image(path):
     return numpy.ascontiguousarray(img.clip(0, 1))
 
 
+def check_image(img):
+    """img itself if it is an H x W x 3 image; else a ValueError naming the likely slip."""
+    shape = getattr(img, "shape", None)
+    if shape is None or len(shape) != 3:
+        raise ValueError(f"expected an H x W x 3 image (numpy array); got shape {shape}")
+    if shape[-1] == 2:
+        raise ValueError(
+            f"the image has 2 colour channels (shape {tuple(shape)}): [..., :-1] drops the "
+            "red channel. OpenCV reads B, G, R; reverse the order with [..., ::-1] instead."
+        )
+    if shape[-1] != 3:
+        raise ValueError(
+            f"expected the colour channels last (H x W x 3); got shape {tuple(shape)}"
+        )
+    return img
+
+
 def normalize(img):
     """VGG-16 input X (1 x 3 x H x W): the RGB image minus ImageNet's mean, over its std."""
+    img = numpy.asarray(check_image(img))
     X = torch.from_numpy(numpy.ascontiguousarray(img.transpose(2, 0, 1))[None]).float()
     return (X - MEAN) / STD
 

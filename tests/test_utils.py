@@ -397,3 +397,15 @@ def test_visualize_draws_into_given_axes():
 def test_visualize_bad_shapes(shape, message):
     with pytest.raises(ValueError, match=message):
         utils.visualize(torch.zeros(shape))
+
+
+def test_the_sheets_channel_slip_is_named_with_its_fix():
+    """[..., :-1] (the sheet's slip) leaves 2 channels: normalize says so and how to fix it."""
+    img = numpy.random.default_rng(0).random((224, 224, 3))
+    for bad in (img[..., :-1], numpy.ascontiguousarray(img[..., :-1])):
+        with pytest.raises(ValueError, match=r"\[\.\.\., :-1\] drops the red.*\[\.\.\., ::-1\]"):
+            utils.normalize(bad)
+    with pytest.raises(ValueError, match="channels last"):
+        utils.normalize(img.transpose(2, 0, 1).copy())
+    assert utils.check_image(img) is img
+    torch.testing.assert_close(utils.normalize(img[..., ::-1]), utils.normalize(img[..., ::-1]))
