@@ -5,15 +5,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SHARED_CASTLE ?= ../shared/data/castle.jpg
 
-.PHONY: setup castle browser demo test lint lab references exercises bundle grade bench clean
+.PHONY: setup castle browser sandbox demo test lint lab references exercises bundle grade bench clean
 
-setup: $(VENV)/.installed
-
-$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
-	$(PY) -m pip install --disable-pip-version-check -q --no-deps -e .
-	touch $@
+# .venv with the requirements and the kit (editable); reinstalls when requirements*.txt,
+# requirements-lock.txt or pyproject.toml change. With the lock's Python (CI's) the lock's
+# exact versions, else the version ranges (lrpkit/tasks.py; also the path without make).
+setup:
+	$(PYTHON) -m lrpkit.tasks setup --venv $(VENV)
 
 # castle.jpg: the shared copy when there is one (CI, tests), else fetched on first use.
 castle:
@@ -26,21 +24,29 @@ browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 		($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends chromium chromium-driver)
 
+# Debian's bubblewrap: the sandbox every submission runs in (lrpkit/grading/sandbox.py).
+sandbox:
+	@command -v bwrap >/dev/null || \
+		($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends bubblewrap)
+
 demo: setup castle
 	$(PY) -m lrpkit.demo --out figures/castle.png
 
 lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -c 'import sys, vermin; sys.exit(vermin.main())' -q --violations --eval-annotations -t=3.10- utils.py lrpkit tests
 
-test: setup castle browser lint
+test: setup castle browser sandbox lint
 	$(PY) -m pytest -ra
 
 lab: setup castle
 	$(VENV)/bin/jupyter lab notebooks/
 
-references: setup castle
+references: castle
+	$(PYTHON) -m lrpkit.tasks setup --venv $(VENV) --lock
 	VGG16_WEIGHTS=standin $(PY) -m lrpkit.references
+	VGG16_WEIGHTS=standin $(PY) -m lrpkit.perturbation references
 
 exercises: setup
 	$(PY) -m lrpkit.student exercises
@@ -50,13 +56,15 @@ bundle: setup castle
 
 SUBMISSIONS ?= submissions
 WORKERS ?= 2
-grade: setup castle
-	$(PY) -m lrpkit.grade $(SUBMISSIONS) --workers $(WORKERS) --out grades
+grade: setup castle sandbox
+	$(PY) -m lrpkit.grading $(SUBMISSIONS) --workers $(WORKERS) --out grades
 
+# Every benchmark runs; the target fails when one of them missed a target (exit status 1).
+BENCHMARKS := lrpkit.bench lrpkit.explorer_bench lrpkit.perturbation_bench lrpkit.checks_bench \
+	lrpkit.grading.bench
 bench: setup castle
-	$(PY) -m lrpkit.bench
-	$(PY) -m lrpkit.explorer_bench
-	$(PY) -m lrpkit.grade_bench
+	@status=0; for b in $(BENCHMARKS); do echo "== $(PY) -m $$b"; $(PY) -m $$b || status=1; done; \
+		exit $$status
 
 clean:
 	rm -rf $(VENV) figures artifacts build dist *.egg-info

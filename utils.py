@@ -127,9 +127,7 @@ def check_image(img):
             "red channel. OpenCV reads B, G, R; reverse the order with [..., ::-1] instead."
         )
     if shape[-1] != 3:
-        raise ValueError(
-            f"expected the colour channels last (H x W x 3); got shape {tuple(shape)}"
-        )
+        raise ValueError(f"expected the colour channels last (H x W x 3); got shape {tuple(shape)}")
     return img
 
 

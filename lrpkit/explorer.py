@@ -20,15 +20,18 @@ Gradient x Input runs on the same engine with LRP-0 everywhere (z rule with the 
 denominator), which for a ReLU network gives exactly the gradient times the input.
 """
 
+import html
+import importlib.util
 import io
 import math
 import time
 from collections import Counter
 
+import cv2
 import ipywidgets as widgets
+import numpy
 import torch
 import torch.nn.functional as F
-from matplotlib.figure import Figure
 
 import utils
 from lrpkit.sheet import BLOCKS, GAMMAS, stabilize
@@ -38,6 +41,11 @@ GXI, LRP = "Gradient × Input", "LRP"
 METHODS = (GXI, LRP)
 #: slider range, as powers of ten: gamma from 1e-4 (almost LRP-0) to 10 (almost z+).
 EXPONENTS = (-4.0, 1.0)
+
+
+def _last(t):
+    """t in the channels-last memory layout (the same values)."""
+    return t.contiguous(memory_format=torch.channels_last)
 
 
 class _Conv:
@@ -51,7 +59,11 @@ class _Conv:
     def __init__(self, index, conv, a, L, H):
         self.index, self.conv = index, conv
         w, b = conv.weight, conv.bias
-        self.z = self._forward(a, w, b)
+        # the forward pass in the model's own memory layout, rounded as the model rounds it
+        # (ReLU masks and max-pooling winners as in autograd); what goes down is kept in the
+        # channels-last layout, on which the CPU's convolutions are faster.
+        self.out = self._forward(a, w, b)
+        self.z = _last(self.out)
         # output_padding that gives the transposed convolution the input's size back
         self.pad = tuple(
             n - ((m - 1) * s - 2 * p + d * (k - 1) + 1)
@@ -64,43 +76,64 @@ class _Conv:
                 conv.kernel_size,
             )
         )
+        # With stride 1, going down is a plain convolution with the kernel flipped and its
+        # channels swapped, padded by d (k - 1) - p: faster on the CPU than the transposed one.
+        self.flip_pad = tuple(
+            d * (k - 1) - p for d, k, p in zip(conv.dilation, conv.kernel_size, conv.padding)
+        )
+        self.flip = (
+            conv.stride == (1, 1)
+            and conv.groups == 1
+            and not any(self.pad)
+            and min(self.flip_pad) >= 0
+        )
+        self.w = self._down(w)
         if index == 0:
             # z^B rule: the lowest and highest pixel values L, H bound what each input can add.
             zB = (
-                self.z
+                self.out
                 - self._forward(L, w.clamp(min=0), b.clamp(min=0))
                 - self._forward(H, w.clamp(max=0), b.clamp(max=0))
             )
-            self.ratio = self.z.clamp(min=0) / stabilize(zB)
-            # x, -l and -h times w, w+ and w- in one transposed convolution
-            self.wB = torch.cat([w, -w.clamp(min=0), -w.clamp(max=0)], dim=1)
-            self.X, self.XLH = a, torch.cat([a, L, H], dim=1)
+            self.ratio = _last(self.out.clamp(min=0) / stabilize(zB))
+            # x, -l and -h times w, w+ and w- in one convolution going down
+            self.wB = self._down(torch.cat([w, -w.clamp(min=0), -w.clamp(max=0)], dim=1))
+            self.X, self.XLH = _last(a), _last(torch.cat([a, L, H], dim=1))
         else:
             # LRP-gamma's zp = z + gamma * z_plus for every gamma, from this one convolution.
-            self.z_plus = self._forward(a, w.clamp(min=0), b.clamp(min=0))
+            self.z_plus = _last(self._forward(a, w.clamp(min=0), b.clamp(min=0)))
+            self.w_plus = self._down(w.clamp(min=0))
         self._gamma = None  # (gamma, a / zp, w + gamma * w+) for the last gamma used
 
     def _forward(self, a, w, b):
         c = self.conv
         return F.conv2d(a, w, b, c.stride, c.padding, c.dilation, c.groups)
 
+    def _down(self, w):
+        """A weight in the form _backward takes it (flipped, channels swapped, when it can)."""
+        if not self.flip:
+            return w
+        return _last(w.flip(2, 3).transpose(0, 1))
+
     def _backward(self, s, w):
         """c_j = sum_k w_jk s_k: the transposed convolution (gradient with respect to the input)."""
         c = self.conv
+        if self.flip:
+            return F.conv2d(s, w, None, 1, self.flip_pad, c.dilation)
         return F.conv_transpose2d(s, w, None, c.stride, c.padding, self.pad, c.groups, c.dilation)
 
     def lrp0(self, c):
         """LRP-0, z_k = sum_j a_j w_jk + b_k: s_k = c_k where a_k > 0 (Gradient x Input)."""
         # a_k / z_k is 1 where the ReLU lets z through, else 0: no division needed.
-        c = self._backward(torch.where(self.z > 0, c, 0), self.conv.weight)
+        c = self._backward(torch.where(self.z > 0, c, 0), self.w)
         return self.X * c if self.index == 0 else c  # on the pixels: R_i = x_i c_i
 
     def lrp_gamma(self, c, gamma):
         """LRP-gamma: zp_k = sum_j a_j (w_jk + gamma w_jk^+) + b_k + gamma b_k^+."""
         if self._gamma is None or self._gamma[0] != gamma:
-            w = self.conv.weight
             zp = stabilize(torch.add(self.z, self.z_plus, alpha=gamma))
-            self._gamma = (gamma, self.z.clamp(min=0) / zp, w + gamma * w.clamp(min=0))
+            w = torch.add(self.w, self.w_plus, alpha=gamma)
+            self._gamma = (gamma, self.z.clamp(min=0) / zp, w)
         _, ratio, w = self._gamma
         return self._backward(c * ratio, w)
 
@@ -164,7 +197,7 @@ class Engine:
                     raise ValueError(f"features[{i}] is not followed by a ReLU; expected VGG-16")
                 conv = _Conv(i, layer, a, L, H)
                 steps.append(conv)
-                a = conv.z
+                a, conv.out = conv.out, None
             elif isinstance(layer, torch.nn.ReLU):
                 a = F.relu(a)  # the ReLU is part of the _Conv before it
             elif isinstance(layer, torch.nn.MaxPool2d):
@@ -246,6 +279,7 @@ class Engine:
         for k in range(max(changed, default=0), 0, -1):
             msg[k - 1] = self._block(k, msg[k], method, gammas[k - 1])
         state["gammas"] = gammas
+        msg[0] = msg[0].contiguous()
         return msg[0], changed[::-1]
 
     def sums(self, method=LRP, c=CASTLE):
@@ -257,21 +291,65 @@ class Engine:
         return sums
 
 
+#: the perturbation curve the button draws: regions of CURVE_SIZE pixels, CURVE_STEPS steps
+CURVE_SIZE, CURVE_STEPS, CURVE_SEED = 14, 32, 0
+NO_CURVE = "the perturbation curve needs the instructor kit (or pass curve=your function)"
+
+
+def heatmap(R):
+    """utils.visualize's heatmap as H x W x 3 RGB bytes, without matplotlib.
+
+    The channel sum of R, colour limits symmetric at the 99.5th percentile of |R|, colour
+    map 'bwr' (blue negative, white zero, red positive) with 256 levels.
+    """
+    if torch.is_tensor(R):
+        R = R.tolist() if R.requires_grad else R.cpu()
+    R = numpy.asarray(R, float)
+    R = R.reshape(-1, *R.shape[-2:]).sum(0)
+    lim = numpy.percentile(numpy.abs(R), 99.5) or numpy.abs(R).max() or 1.0
+    level = numpy.clip(((R + lim) / (2 * lim) * 256).astype(numpy.int64), 0, 255)
+    return _BWR[level]
+
+
+def _bwr():
+    """matplotlib's 'bwr': blue (0, 0, 1) to white to red (1, 0, 0), 256 levels, as bytes."""
+    x = numpy.linspace(0, 1, 256)
+    rgb = numpy.stack([numpy.minimum(1, 2 * x), 1 - abs(2 * x - 1), numpy.minimum(1, 2 - 2 * x)])
+    return numpy.round(rgb.T * 255).astype(numpy.uint8)
+
+
+_BWR = _bwr()
+GAP = 12  # white pixels between the image and the heatmap
+
+
+def png(*panels):
+    """RGB byte arrays side by side, GAP white pixels apart, as PNG bytes."""
+    gap = numpy.full((panels[0].shape[0], GAP, 3), 255, numpy.uint8)
+    row = numpy.concatenate([p for panel in panels for p in (gap, panel)][1:], axis=1)
+    ok, encoded = cv2.imencode(".png", numpy.ascontiguousarray(row[..., ::-1]))  # BGR
+    if not ok:
+        raise RuntimeError("OpenCV could not encode the heatmap as PNG")
+    return encoded.tobytes()
+
+
 class Explorer:
     """The widgets and their wiring; ``widget`` is what a notebook cell shows.
 
-    Programmatic use (tests, demos): set ``sliders[k - 1].value``, ``method.value`` or
-    ``classes.value`` (or several at once with ``set``) and read ``relevance`` (the relevance
-    shown), ``sums``, ``png`` and ``engine.counts``.
+    Programmatic use (tests, demos, benchmarks): set ``sliders[k - 1].value``,
+    ``method.value`` or ``classes.value`` (or several at once with ``set``) and read
+    ``relevance`` (the relevance shown), ``sums``, ``png`` and ``engine.counts``;
+    ``curve_button.click()`` draws the perturbation curve (``curve`` holds its scores).
     """
 
-    def __init__(self, model, X, c=CASTLE, gammas=None):
+    def __init__(self, model, X, c=CASTLE, gammas=None, curve=None):
         gammas = GAMMAS if gammas is None else tuple(gammas)
         if len(gammas) != 5 or not all(math.isfinite(g) and g > 0 for g in gammas):
             raise ValueError(f"gammas: five positive numbers, one per conv block; got {gammas}")
+        self.model = model
         self.engine = Engine(model, X)
-        self.image = (self.engine.X.cpu().float() * utils.STD + utils.MEAN)[0].permute(1, 2, 0)
-        self.image = self.image.clamp(0, 1).numpy()
+        image = (self.engine.X.cpu().double() * utils.STD + utils.MEAN)[0].permute(1, 2, 0)
+        self.image = image.clamp(0, 1).numpy()
+        self._image_rgb = numpy.round(self.image * 255).astype(numpy.uint8)
         top5 = self.engine.logits[0].topk(5).indices.tolist()
         classes = [int(c)] + [i for i in top5 if i != int(c)]
         low, high = EXPONENTS
@@ -294,17 +372,43 @@ class Explorer:
             value=int(c),
             description="class",
         )
+        width = f"{2 * self.image.shape[1] + GAP}px"
+        self.title = widgets.HTML(layout=widgets.Layout(width=width))
         self.view = widgets.Image(format="png")
         self.table = widgets.HTML()
         self.status = widgets.HTML()
+        self._curve_fn = curve
+        found = curve is not None or importlib.util.find_spec("lrpkit.perturbation") is not None
+        self.curve_button = widgets.Button(
+            description="perturbation curve",
+            disabled=not found,
+            tooltip=(
+                f"replace the {CURVE_STEPS} most relevant {CURVE_SIZE} x {CURVE_SIZE} regions "
+                "one by one and plot the class score"
+                if found
+                else NO_CURVE
+            ),
+        )
+        self.progress = widgets.IntProgress(value=0, min=0, max=100, description="curve")
+        self.curve_note = widgets.HTML("" if found else f"<small>{NO_CURVE}</small>")
+        # hidden until a curve is drawn (an empty image shows as a broken one)
+        self.curve_view = widgets.Image(format="png", layout=widgets.Layout(display="none"))
+        self.curve = None
+        self._random = {}  # class -> the random-order curve (the same for every heatmap)
+        self.curve_button.on_click(lambda button: self.draw_curve())
         for w in (*self.sliders, self.method, self.classes):
             w.observe(self._update, names="value")
         self.widget = widgets.VBox(
             [
                 widgets.HBox([self.method, self.classes]),
                 widgets.HBox([widgets.VBox(self.sliders), self.table]),
-                self.view,
-                self.status,
+                widgets.HBox(
+                    [
+                        widgets.VBox([self.title, self.view, self.status]),
+                        widgets.VBox([self.curve_view]),
+                    ]
+                ),
+                widgets.HBox([self.curve_button, self.progress, self.curve_note]),
             ]
         )
         self.widget.explorer = self
@@ -337,25 +441,82 @@ class Explorer:
         self.relevance, changed = self.engine.relevance(method, c, self.gammas)
         ms = 1000 * (time.perf_counter() - start)
         self.sums = self.engine.sums(method, c)
-        name = f"{utils.CLASSES[c]} ({c})"
-        self.png = self._render(f"{method}, {name}")
+        self.png = self.render()
         self.view.value = self.png
+        half = f"width:{self.image.shape[1] + GAP // 2}px;text-align:center"
+        name = html.escape(f"{method}, {utils.CLASSES[c]} ({c})")
+        cells = "".join(f"<b style='{half}'>{text}</b>" for text in ("image", name))
+        self.title.value = f"<div style='display:flex'>{cells}</div>"
         self.table.value = _table(self.sums)
         done = ", ".join(map(str, changed)) if changed else "none (cached)"
         self.status.value = f"<small>recomputed blocks: {done} in {ms:.0f} ms</small>"
+        if self.curve is not None:  # drawn for another setting: press the button again
+            self.curve, self.curve_view.value, self.progress.value = None, b"", 0
+            self.curve_view.layout.display = "none"
+            self.curve_note.value = "<small>the curve was for the previous setting</small>"
 
-    def _render(self, title):
-        """The image beside the heatmap, drawn by ``utils.visualize``; PNG bytes."""
-        fig = Figure(figsize=(7, 3.6))
-        left, right = fig.subplots(1, 2)
-        left.imshow(self.image)
-        left.set_axis_off()
-        left.set_title("image")
-        utils.visualize(self.relevance, ax=right, title=title)
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=80)
-        return buffer.getvalue()
+    def render(self):
+        """The image beside the heatmap of ``relevance``, as PNG bytes (what a redraw shows)."""
+        return png(self._image_rgb, heatmap(self.relevance))
+
+    def _scores(self, R, c, part, parts):
+        """One perturbation curve of R (f_c after k = 0..CURVE_STEPS replaced regions)."""
+        X, done = self.engine.X, part * 100 // parts
+
+        def progress(k, total):
+            self.progress.value = done + k * 100 // (total * parts)
+
+        if self._curve_fn is not None:
+            scores = self._curve_fn(self.model, X, R, c, CURVE_SIZE, CURVE_STEPS, CURVE_SEED)
+        else:
+            from lrpkit import perturbation
+
+            scores = perturbation.curve(
+                self.model, X, R, c, CURVE_SIZE, CURVE_STEPS, seed=CURVE_SEED, progress=progress
+            )[0]
+        self.progress.value = (part + 1) * 100 // parts
+        scores = scores.tolist() if torch.is_tensor(scores) else scores  # any autograd graph off
+        return torch.tensor(scores, dtype=torch.float64).reshape(-1)
+
+    def draw_curve(self):
+        """The perturbation curve of the heatmap on screen, beside the random order's."""
+        if self.curve_button.disabled:
+            return None
+        c, R = self.classes.value, self.relevance
+        self.curve_note.value = "<small>computing ...</small>"
+        self.progress.value = 0
+        start = time.perf_counter()
+        parts = 1 if c in self._random else 2
+        self.curve = self._scores(R, c, 0, parts)
+        if c not in self._random:
+            noise = torch.randn(R.shape, generator=torch.Generator().manual_seed(1), dtype=R.dtype)
+            self._random[c] = self._scores(noise, c, 1, 2)
+        seconds = time.perf_counter() - start
+        self.curve_view.value = _curve_png(self.curve, self._random[c], self.method.value, c)
+        self.curve_view.layout.display = None
+        aopc = lambda f: float((f[0] - f).mean())
+        self.curve_note.value = (
+            f"<small>AOPC {aopc(self.curve):.3g} (random order {aopc(self._random[c]):.3g}); "
+            f"{seconds:.1f} s</small>"
+        )
+        return self.curve
+
+
+def _curve_png(scores, random, method, c):
+    """The perturbation curve plotted (matplotlib: drawn when asked, not on every redraw)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(3.6, 3.2), dpi=80)
+    ax = fig.subplots()
+    ax.plot(scores.numpy(), marker=".", label=method)
+    ax.plot(random.numpy(), color="grey", linestyle="--", label="random order")
+    ax.set_xlabel(f"{CURVE_SIZE} x {CURVE_SIZE} regions replaced")
+    ax.set_ylabel(f"logit of {utils.CLASSES[c]} ({c})")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
 
 
 def _table(sums):
@@ -368,7 +529,7 @@ def _table(sums):
     return f"<table>{cells}</table>"
 
 
-def explore(model, X, c=CASTLE, gammas=None):
+def explore(model, X, c=CASTLE, gammas=None, curve=None):
     """Widgets to explore LRP-gamma per VGG-16 conv block (last line of a notebook cell).
 
     Parameters
@@ -377,9 +538,11 @@ def explore(model, X, c=CASTLE, gammas=None):
     X : the normalised image, 1 x 3 x 224 x 224.
     c : the class explained first (default 483, castle); the model's top-5 are offered too.
     gammas : starting gamma per block 1-5 (default: the sheet's, 1, 10^-0.5, ..., 10^-2).
+    curve : your ``perturbation_curve(model, X, R, c, size, steps, seed)`` (Exercise 5) for
+        the perturbation-curve button; by default the instructor kit's, when installed.
 
     Returns
     -------
     ipywidgets.VBox, with the ``Explorer`` behind it as ``.explorer``.
     """
-    return Explorer(model, X, c, gammas).widget
+    return Explorer(model, X, c, gammas, curve).widget

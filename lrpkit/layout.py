@@ -20,7 +20,12 @@ STUDENT_CODE = (
     "utils.py",
     "lrpkit/__init__.py",
     "lrpkit/sheet.py",
+    "lrpkit/config.py",
+    "lrpkit/observe.py",
+    "lrpkit/judge.py",
+    "lrpkit/judge_lrp.py",
     "lrpkit/checks.py",
+    "lrpkit/faithfulness_checks.py",
     "lrpkit/explorer.py",
 )
 STUDENT_FILES = (*STUDENT_CODE, "environment.yml", "requirements.txt")

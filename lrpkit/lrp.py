@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 import utils
-from lrpkit.sheet import GAMMAS, block_of, stabilize
+from lrpkit.sheet import GAMMAS, block_of, layer_gammas, stabilize
 
 
 def trick(z, zp):
@@ -62,7 +62,8 @@ def gamma_weights(p, gamma):
 
 
 def lrp_forward(model, X, L, H, gammas=GAMMAS):
-    """VGG-16's forward pass with the LRP rules wired in by the gradient trick.
+    """VGG-16's forward pass with the LRP rules wired in by the gradient trick (gammas: per
+    block 1-5, or {features index: gamma}).
 
     Every convolution and the ReLU after it return relu(z) (z: the convolution's plain
     output, computed without autograd) with the gradient of zp: the z^B rule's
@@ -86,7 +87,7 @@ def lrp_forward(model, X, L, H, gammas=GAMMAS):
                 W = torch.cat([W, -W.clamp(min=0), -W.clamp(max=0)], 1)
                 a, b = torch.cat([X, L, H], 1), None
             else:
-                gamma = gammas[block_of(i) - 1]
+                gamma = gammas[i] if isinstance(gammas, dict) else gammas[block_of(i) - 1]
                 W, b = gamma_weights(W, gamma), gamma_weights(b, gamma)
             zp = F.conv2d(a, W, b, stride=layer.stride, padding=layer.padding)
             # The ReLU that follows is applied here, to z: trick(relu(z), zp) has the value
@@ -101,10 +102,15 @@ def lrp_forward(model, X, L, H, gammas=GAMMAS):
 def lrp(model, X, c, gammas=GAMMAS):
     """LRP relevance X*dX + L*dL + H*dH of class c, shaped like X (batches welcome).
 
-    gammas: one gamma per conv block 1-5 (default: the sheet's).
+    gammas: one gamma per conv block 1-5 (default: the sheet's), or one per LRP-gamma layer
+    as {features index: gamma} (every convolution but the first).
     """
     _check(model, X)
-    if len(gammas) != 5:
+    if isinstance(gammas, dict):
+        layers = set(layer_gammas())
+        if set(gammas) != layers:
+            raise ValueError(f"need one gamma per LRP-gamma layer {sorted(layers)}")
+    elif len(gammas) != 5:
         raise ValueError(f"need one gamma per conv block 1-5; got {len(gammas)}")
     L, H = utils.bounds(X.detach())
     X = X.detach().requires_grad_(True)

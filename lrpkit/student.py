@@ -21,6 +21,7 @@ from pathlib import Path
 
 import nbformat
 
+from lrpkit import course_url
 from lrpkit.layout import (
     BEGIN,
     END,
@@ -259,6 +260,10 @@ def bundle(out, solutions=None, root=ROOT):
         shutil.copyfile(root / name, out / name)
     for name in STUDENT_DIRS:
         shutil.copytree(root / name, out / name, ignore=shutil.ignore_patterns(".*", "__*"))
+    # pip can install the bundle: the notebooks' install cell (lrpkit/course_url.py) does so on
+    # Colab, from the course repository that holds it. It packages the files above only.
+    kit = (root / "pyproject.toml").read_text(encoding="utf-8")
+    (out / "pyproject.toml").write_text(course_url.student_pyproject(kit), encoding="utf-8")
     (out / "README.md").write_text(student_readme(sorted(notebooks)), encoding="utf-8")
     # The kit's own __init__ describes instructor modules students do not get.
     init = (TEMPLATES / "student-init.py").read_text(encoding="utf-8")

@@ -90,7 +90,7 @@ def test_demo_main_offline_in_process(castle_in_data, tmp_path, monkeypatch, cap
     out = tmp_path / "castle.png"
     assert demo.main(["--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("lrpkit.demo: Could not get VGG-16's ImageNet weights")
+    assert "lrpkit.demo: Could not get VGG-16's ImageNet weights" in err
     assert "VGG16_WEIGHTS=/path/to/vgg16-397923af.pth" in err and "VGG16_WEIGHTS=standin" in err
     assert not out.exists()
 

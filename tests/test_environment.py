@@ -1,6 +1,7 @@
 """The set-up files agree: requirements.txt and environment.yml (conda, Binder), pyproject's
 Python, the installed packages, and the commands the README, Makefile and CI name."""
 
+import os
 import re
 import subprocess
 import sys
@@ -47,10 +48,75 @@ def test_environment_yml_pip_list_matches_requirements():
     assert as_text(conda_pip_requirements()) == as_text(requirements("requirements.txt"))
 
 
-def test_torch_and_torchvision_pinned_exactly():
+#: the oldest torch / torchvision whose APIs the kit uses: torch.load(mmap=, weights_only=),
+#: load_state_dict(assign=) (torch 2.1), torch.device as a context manager (2.0), the weights
+#: API VGG16_Weights (torchvision 0.13); torchvision 0.16 is torch 2.1's.
+RANGES = {"torch": ">=2.1,<3", "torchvision": ">=0.16,<1"}
+#: what CI, `make references` and the stored references use (requirements-lock.txt)
+LOCKED = {"torch": "2.14.1", "torchvision": "0.29.1"}
+
+
+def lock():
+    """{name: version} of requirements-lock.txt; every line is name==version."""
+    found = {}
+    for line in (ROOT / "requirements-lock.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            req = Requirement(line)
+            (spec,) = req.specifier
+            assert spec.operator == "==" and not req.marker and not req.extras, line
+            found[canonicalize_name(req.name)] = spec.version
+    return found
+
+
+def lock_python():
+    (version,) = re.findall(
+        r"^# python (\d+\.\d+)$", (ROOT / "requirements-lock.txt").read_text(), re.M
+    )
+    return version
+
+
+def pyproject_dependencies():
+    text = (ROOT / "pyproject.toml").read_text()
+    (block,) = re.findall(r"^dependencies = \[(.*?)^\]", text, flags=re.M | re.S)
+    reqs = [Requirement(r) for r in re.findall(r'"([^"]+)"', block)]
+    return {canonicalize_name(r.name): r for r in reqs}
+
+
+def test_students_get_version_ranges():
     for reqs in (requirements("requirements.txt"), conda_pip_requirements()):
-        assert str(reqs["torch"].specifier) == "==2.14.1"
-        assert str(reqs["torchvision"].specifier) == "==0.29.1"
+        for name, spec in RANGES.items():
+            assert reqs[name].specifier == SpecifierSet(spec), (name, str(reqs[name]))
+
+
+def test_pyproject_dependencies_are_the_kits_requirements():
+    """What pip installs with the kit (Colab's install cell): the ranges of requirements.txt
+    for every package that utils, checks and explorer import."""
+    deps, reqs = pyproject_dependencies(), requirements("requirements.txt")
+    imported = {"torch", "torchvision", "numpy", "opencv-python", "matplotlib", "ipywidgets"}
+    assert imported <= set(deps)
+    for name, req in deps.items():
+        assert str(req.specifier) == str(reqs[name].specifier), name
+
+
+def test_lock_pins_every_requirement_inside_its_range():
+    locked = lock()
+    for name, version in LOCKED.items():
+        assert locked[name] == version, f"CI's lock must hold {name}=={version}"
+    for path in ("requirements.txt", "requirements-dev.txt"):
+        for name, req in requirements(path).items():
+            assert name in locked, (
+                f"{path}: {name} is not in requirements-lock.txt: run `python -m lrpkit.tasks lock`"
+            )
+            assert req.specifier.contains(locked[name], prereleases=True), (name, locked[name])
+
+
+def test_lock_holds_the_dependencies_too():
+    """The lock pins what the requirements bring (jupyterlab's and torch's dependencies), not
+    only the requirements themselves: it has many more lines."""
+    locked = lock()
+    assert {"jupyter-server", "ipykernel", "pyzmq", "filelock", "sympy"} <= set(locked)
+    assert len(locked) > 3 * len(requirements("requirements-dev.txt"))
 
 
 @pytest.mark.parametrize("path", ["requirements.txt", "requirements-dev.txt"])
@@ -64,18 +130,28 @@ def test_dev_requirements_include_the_kits():
     assert "-r requirements.txt" in (ROOT / "requirements-dev.txt").read_text()
 
 
+SUPPORTED = ("3.10", "3.11", "3.12", "3.13")  # tested by tests/test_portability.py
+HERE = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
 def test_python_version_agrees():
-    deps = [d for d in conda_env()["dependencies"] if isinstance(d, str)]
-    (python,) = [d for d in deps if d.startswith("python")]
-    assert python == "python=3.11"
     text = (ROOT / "pyproject.toml").read_text()
     (requires,) = re.findall(r'^requires-python = "(.+)"$', text, flags=re.M)
-    assert "3.11" in SpecifierSet(requires) and "3.12" not in SpecifierSet(requires)
-    assert sys.version_info[:2] == (3, 11)
+    pip = SpecifierSet(requires)
+    assert all(v in pip for v in SUPPORTED) and "3.9" not in pip, requires
+    assert re.search(r'^target-version = "py310"', text, flags=re.M), "ruff: the oldest Python"
+    deps = [d for d in conda_env()["dependencies"] if isinstance(d, str)]
+    (python,) = [d for d in deps if d.startswith("python")]
+    conda = SpecifierSet(python.removeprefix("python"))
+    assert all(v in conda for v in SUPPORTED) and "3.9" not in conda, python
+    assert lock_python() in SUPPORTED
+    if os.environ.get("CI"):  # CI installs the lock: it runs the lock's Python
+        assert lock_python() == HERE
 
 
 def test_installed_packages_satisfy_the_pins():
     wrong = []
+    locked = lock() if lock_python() == HERE else {}
     for name, req in requirements("requirements-dev.txt").items():
         try:
             version = metadata.version(name)
@@ -85,6 +161,13 @@ def test_installed_packages_satisfy_the_pins():
         # torch's CPU/CUDA wheels carry a local label (2.14.1+cpu): compare the release.
         if not req.specifier.contains(version.split("+")[0], prereleases=True):
             wrong.append(f"{name} {version} does not satisfy {req}")
+    for name, version in locked.items():  # with the lock's Python, setup installs the lock
+        try:
+            here = metadata.version(name).split("+")[0]
+        except metadata.PackageNotFoundError:
+            continue  # a platform's dependency (nvidia-* on Linux) elsewhere
+        if here != version:
+            wrong.append(f"{name} {here} is not the lock's {version}")
     assert not wrong, "run `make setup` again: " + "; ".join(wrong)
 
 

@@ -238,3 +238,102 @@ def test_headless_notebook_run(tmp_path, castle_file):
     images = [m for m in state.values() if m["model_name"] == "ImageModel"]
     assert images, "the heatmap image widget was not created"
     assert "VBox" in json.dumps(shown[0].data) or shown[0].data["text/plain"]
+
+
+# ---------------------------------------------------------------------------
+# the redraw (no matplotlib) and the perturbation-curve button
+# ---------------------------------------------------------------------------
+
+
+def test_heatmap_matches_visualize(ex):
+    """utils.visualize's colours: channel sum, limits at the 99.5th percentile, 'bwr'."""
+    import numpy
+
+    image = utils.visualize(ex.relevance).axes[0].images[0]
+    ref = image.to_rgba(image.get_array(), bytes=True)[..., :3].astype(int)
+    mine = explorer.heatmap(ex.relevance).astype(int)
+    assert mine.shape == ref.shape == (224, 224, 3)
+    # matplotlib truncates its float colour table to bytes, the explorer rounds it
+    assert numpy.abs(mine - ref).max() <= 1 and (mine == ref).all(-1).mean() > 0.9
+    R = torch.zeros(1, 3, 4, 4, dtype=torch.float64)
+    R[0, 0, 0, 0], R[0, 1, 3, 3] = 5.0, -5.0
+    colours = explorer.heatmap(R)
+    assert colours[0, 0].tolist() == [255, 0, 0] and colours[3, 3].tolist() == [0, 0, 255]
+    assert colours[1, 1].min() >= 254  # zero: the middle of 256 levels, white to a level
+
+
+def test_png_is_the_image_beside_the_heatmap(ex):
+    import cv2
+    import numpy
+
+    shown = cv2.imdecode(numpy.frombuffer(ex.png, numpy.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+    assert shown.shape == (224, 2 * 224 + explorer.GAP, 3)
+    image = numpy.round(ex.image * 255).astype(numpy.uint8)
+    assert (shown[:, :224] == image).all()
+    assert (shown[:, 224 : 224 + explorer.GAP] == 255).all()
+    assert (shown[:, -224:] == explorer.heatmap(ex.relevance)).all()
+    assert "castle (483)" in ex.title.value and "LRP" in ex.title.value
+
+
+def test_redraw_does_not_use_matplotlib(ex, monkeypatch):
+    import matplotlib.figure
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("matplotlib drew during a redraw")
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "__init__", refuse)
+    png = ex.png
+    ex.sliders[4].value = 0.05
+    assert ex.png != png and ex.view.value == ex.png
+
+
+@pytest.fixture
+def short_curves(monkeypatch):
+    """Curves of 4 steps instead of 32 (the button works the same)."""
+    monkeypatch.setattr(explorer, "CURVE_STEPS", 4)
+
+
+def test_curve_button_draws_the_kits_curve(ex, standin64, X64, short_curves):
+    from lrpkit import perturbation
+
+    assert not ex.curve_button.disabled and ex.curve is None
+    ex.sliders[1].value = 0.05
+    ex.curve_button.click()
+    ref = perturbation.curve(standin64, X64, ex.relevance, 483, explorer.CURVE_SIZE, 4)[0]
+    assert ex.curve.shape == (5,) and torch.allclose(ex.curve, ref, rtol=1e-10, atol=0)
+    assert ex.progress.value == 100 and bytes(ex.curve_view.value).startswith(b"\x89PNG")
+    assert ex.curve_view.layout.display is None  # shown
+    assert "AOPC" in ex.curve_note.value
+    ex.sliders[1].value = 0.1  # another heatmap: the curve shown no longer belongs to it
+    assert ex.curve is None and bytes(ex.curve_view.value) == b"" and ex.progress.value == 0
+    assert ex.curve_view.layout.display == "none"
+
+
+def test_curve_button_runs_a_students_function(standin64, X64, short_curves):
+    calls = []
+
+    def perturbation_curve(model, X, R, c, size, steps, seed):
+        calls.append((model, tuple(X.shape), tuple(R.shape), c, size, steps, seed))
+        return torch.linspace(3.0, 1.0, steps + 1, dtype=X.dtype, requires_grad=True)
+
+    ex = explorer.explore(standin64, X64, curve=perturbation_curve).explorer
+    ex.curve_button.click()
+    assert len(calls) == 2  # the heatmap's order and the random order
+    assert calls[0] == (standin64, (1, 3, 224, 224), (1, 3, 224, 224), 483, 14, 4, 0)
+    assert ex.curve.tolist() == torch.linspace(3.0, 1.0, 5).tolist()
+    ex.curve_button.click()
+    assert len(calls) == 3, "the random order's curve is kept per class"
+
+
+def test_curve_button_needs_the_kit_or_a_function(standin64, X64, monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "lrpkit.perturbation" else find_spec(name, *a),
+    )
+    ex = explorer.explore(standin64, X64).explorer
+    assert ex.curve_button.disabled and "instructor kit" in ex.curve_note.value
+    assert ex.draw_curve() is None and ex.curve is None

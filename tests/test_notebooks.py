@@ -9,18 +9,19 @@ import sys
 import nbformat
 import pytest
 
-from lrpkit import checks, solutions
+from lrpkit import checks, faithfulness_checks, layout, solutions
 
 NOTEBOOKS = {
     "ex3_gradient_x_input.ipynb": "ex3",
     "ex4_lrp.ipynb": "ex4",
+    "ex5_faithfulness.ipynb": "ex5",
 }
 #: calls whose output depends on the model (weights, heatmaps, scores, widgets).
 MODEL_DEPENDENT = ("load_vgg16", "visualize", "topk", "explore", "print", "fig")
 
 
 def read(name):
-    return nbformat.read(str(solutions.SOLUTIONS / name), as_version=4)
+    return nbformat.read(str(layout.SOLUTIONS / name), as_version=4)
 
 
 def code_cells(nb):
@@ -28,7 +29,7 @@ def code_cells(nb):
 
 
 def test_solution_notebooks_are_the_expected_ones():
-    assert sorted(p.name for p in solutions.SOLUTIONS.glob("*.ipynb")) == sorted(NOTEBOOKS)
+    assert sorted(p.name for p in layout.SOLUTIONS.glob("*.ipynb")) == sorted(NOTEBOOKS)
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -43,17 +44,18 @@ def test_committed_clean(name):
 
 def check_calls(name):
     """The checks that the check cells of a notebook call; asserts each cell calls one check
-    of lrpkit.checks and is tagged with its exercise, and no other cell calls a check."""
+    (of lrpkit.checks, or faithfulness_checks for Exercise 5) and is tagged with its
+    exercise, and no other cell calls a check."""
     exercise = NOTEBOOKS[name]
     found = []
     for cell in code_cells(read(name)):
-        if "check" not in solutions.tags(cell):
+        if "check" not in layout.tags(cell):
             assert "checks.check_" not in cell.source, cell.source
             continue
-        assert exercise in solutions.tags(cell)
+        assert exercise in layout.tags(cell)
         (statement,) = ast.parse(cell.source).body  # `_ = checks.check_...(...)`: nbval
         call = statement.value  # does not honour a trailing `;` that would hide True
-        assert ast.unparse(call.func).startswith("checks.check_")
+        assert ast.unparse(call.func).startswith(("checks.check_", "faithfulness_checks.check_"))
         found.append(call.func.attr)
     assert found, "no check cells"
     return found
@@ -61,7 +63,8 @@ def check_calls(name):
 
 def test_check_cells_call_every_check_once():
     used = [check for name in NOTEBOOKS for check in check_calls(name)]
-    public = sorted(name for name in dir(checks) if name.startswith("check_"))
+    public = [name for module in (checks, faithfulness_checks) for name in dir(module)]
+    public = sorted(name for name in public if name.startswith("check_"))
     assert sorted(used) == public
 
 
@@ -74,13 +77,13 @@ def test_model_dependent_cells_are_not_compared(name):
         names = {getattr(n, "attr", getattr(n, "id", None)) for n in ast.walk(tree)}
         last = tree.body[-1] if tree.body else None
         shows = isinstance(last, ast.Expr)
-        if (names & set(MODEL_DEPENDENT) or shows) and "check" not in solutions.tags(cell):
-            assert "nbval-ignore-output" in solutions.tags(cell), cell.source
+        if (names & set(MODEL_DEPENDENT) or shows) and "check" not in layout.tags(cell):
+            assert "nbval-ignore-output" in layout.tags(cell), cell.source
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_solution_regions_name_their_exercise(name):
-    exercise = {"ex3": "Exercise 3", "ex4": "Exercise 4"}[NOTEBOOKS[name]]
+    exercise = {"ex3": "Exercise 3", "ex4": "Exercise 4", "ex5": "Exercise 5"}[NOTEBOOKS[name]]
     stubs = [
         line.split("# BEGIN SOLUTION:")[1].strip()
         for cell in code_cells(read(name))
@@ -88,7 +91,7 @@ def test_solution_regions_name_their_exercise(name):
         if "# BEGIN SOLUTION:" in line
     ]
     assert stubs and any(stub.startswith(exercise) for stub in stubs)
-    assert all(stub.startswith(("Exercise 3 -- ", "Exercise 4 -- ")) for stub in stubs)
+    assert all(stub.startswith(f"{exercise} -- ") for stub in stubs)
 
 
 def nbval(*paths):
@@ -105,12 +108,12 @@ def nbval(*paths):
             "-p",
             "no:cacheprovider",
             "--rootdir",
-            str(solutions.ROOT),
+            str(layout.ROOT),
             "--nbval-cell-timeout",
             "600",
             *map(str, paths),
         ],
-        cwd=solutions.ROOT,
+        cwd=layout.ROOT,
         env=env,
         capture_output=True,
         text=True,
@@ -121,7 +124,7 @@ def nbval(*paths):
 @pytest.mark.slow
 def test_nbval_passes_on_the_stand_in():
     """`pytest --nbval notebooks/solutions` with VGG16_WEIGHTS=standin, on fresh kernels."""
-    result = nbval(solutions.SOLUTIONS)
+    result = nbval(layout.SOLUTIONS)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     cells = sum(len(code_cells(read(name))) for name in NOTEBOOKS)
     assert f"{cells} passed" in result.stdout, result.stdout[-2000:]

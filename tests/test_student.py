@@ -13,10 +13,11 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from lrpkit import grade, student
+from lrpkit import student
+from lrpkit.grading.runner import make_standin_cache
 
 ROOT = Path(__file__).resolve().parents[1]
-SOLUTION_NAMES = ("ex3_gradient_x_input.ipynb", "ex4_lrp.ipynb")
+SOLUTION_NAMES = ("ex3_gradient_x_input.ipynb", "ex4_lrp.ipynb", "ex5_faithfulness.ipynb")
 HAVE_SOLUTIONS = all((student.SOLUTIONS / name).is_file() for name in SOLUTION_NAMES)
 needs_solutions = pytest.mark.skipif(
     not HAVE_SOLUTIONS, reason="notebooks/solutions/ not written yet"
@@ -235,7 +236,7 @@ def run_until_error(notebook, cwd, env):
 @pytest.fixture(scope="module")
 def kernel_env(tmp_path_factory):
     """The notebooks' own model from a saved stand-in (the same weights, loaded in 0.5 s)."""
-    cache = grade.make_standin_cache(tmp_path_factory.mktemp("standin") / "standin.pt")
+    cache = make_standin_cache(tmp_path_factory.mktemp("standin") / "standin.pt")
     no_network = {k: "http://127.0.0.1:9" for k in ("http_proxy", "https_proxy")}
     return dict(os.environ, VGG16_WEIGHTS=str(cache), MPLBACKEND="Agg", **no_network)
 
@@ -307,13 +308,14 @@ def test_bundle_holds_what_students_need_and_nothing_else(bundle):
     assert (bundle / student.MARK).is_file()
     files.remove(student.MARK)
     allowed = re.compile(
-        r"(README\.md|utils\.py|environment\.yml|requirements\.txt"
-        r"|lrpkit/(__init__|checks|explorer|sheet)\.py|data/reference/.*"
-        r"|ex[34]_\w+\.ipynb)"
+        r"(README\.md|utils\.py|environment\.yml|requirements\.txt|pyproject\.toml"
+        r"|lrpkit/(__init__|sheet|config|observe|judge|judge_lrp|checks|explorer"
+        r"|faithfulness_checks)\.py|data/reference/.*|ex[345]_\w+\.ipynb)"
     )
     assert [f for f in files if not allowed.fullmatch(f)] == []
     assert "data/castle.jpg" not in files, "third-party image: fetched on first use, not shipped"
     assert "lrpkit/lrp.py" not in files
+    assert "lrpkit/perturbation.py" not in files and "lrpkit/references.py" not in files
     for name in SOLUTION_NAMES:
         assert (bundle / name).read_text() == (student.EXERCISES / name).read_text()
     init = (bundle / "lrpkit" / "__init__.py").read_text()

@@ -1,10 +1,12 @@
-"""pytest plugin loaded into every nbval run of ``lrpkit.grade`` (instructors; not for students).
+"""pytest plugin loaded into every nbval run of the grader: one signed record per cell on a pipe.
 
-It reports one JSON line per notebook cell (outcome, stdout, error) on a pipe whose file
-descriptor the grader passes in LRPKIT_GRADE_FD, each line carrying a secret read from a
-second pipe (LRPKIT_GRADE_SECRET_FD): the kernel inherits neither, so student code cannot
-write results the grader would believe. It also caps what nbval
-keeps of a cell's output, so a submission printing gigabytes cannot exhaust the grader.
+Instructors only; not for students. lrpkit.grading.runner copies this file into each run's
+control folder and loads it with ``-p``. It reports one JSON line per notebook cell
+(outcome, stdout, error) on a pipe whose file descriptor the grader passes in
+LRPKIT_GRADE_FD, each line carrying a secret read from a second pipe
+(LRPKIT_GRADE_SECRET_FD): the kernel inherits neither, so student code cannot write results
+the grader would believe. It also caps what nbval keeps of a cell's output, so a submission
+printing gigabytes cannot exhaust the grader.
 """
 
 import json
@@ -85,7 +87,6 @@ def _store_history():
 def pytest_configure(config):
     _cap_outputs()
     _store_history()
-    emit({"event": "start"})
 
 
 def _text(outputs):
@@ -96,6 +97,15 @@ def _text(outputs):
         elif out.get("output_type") in ("display_data", "execute_result"):
             parts.append(str(out.get("data", {}).get("text/plain", "")) + "\n")
     return "".join(parts)
+
+
+#: characters of a cell's output reported: a check cell's whole observation, else the end
+KEPT, KEPT_CHECK = 4000, 6_000_000
+
+
+def _kept(item):
+    tags = (getattr(item, "cell", None) or {}).get("metadata", {}).get("tags", [])
+    return KEPT_CHECK if "check" in tags else KEPT
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -117,12 +127,8 @@ def pytest_runtest_makereport(item, call):
                 "cell": getattr(item, "cell_num", None),
                 "outcome": report.outcome,  # an xpass (after a timed-out cell) is "passed"
                 "seconds": round(report.duration, 3),
-                "stdout": _text(getattr(item, "test_outputs", None))[-4000:],
+                "stdout": _text(getattr(item, "test_outputs", None))[-_kept(item) :],
                 "error": list(errors[-1]) if errors else None,
                 "message": message,
             }
         )
-
-
-def pytest_sessionfinish(session, exitstatus):
-    emit({"event": "finish", "status": int(exitstatus)})

@@ -1,0 +1,41 @@
+"""Grade submitted notebooks with nbval (instructors): ``make grade SUBMISSIONS=dir``.
+
+``python -m lrpkit.grading SUBMISSIONS --workers 2 --out grades`` grades every ``<student
+id>.ipynb`` (or folder ``<student id>/`` of notebooks) in SUBMISSIONS and writes
+``grades/grades.csv`` (student, ex3, ex4, total, status, reason, sandbox, config) and
+``grades/feedback/<student id>.md`` (every check's verdict and hint).
+
+Each submission runs in its own kernel under ``pytest --nbval`` in a bubblewrap sandbox
+(sandbox.py: no network, read-only system and kit copies, only its own folder writable,
+nothing else of the machine visible, limits on memory, processes, disk, output and time;
+``--no-sandbox`` runs it unconfined and the grades record it). The graded notebook is built
+here: the student's code cells (their check cells dropped, their outputs ignored), then for
+every check cell of the solution notebooks a guard cell (restores builtins and streams,
+re-imports the checks from the sandbox copy, hands them the hidden configuration) and the
+instructor's check cell. With the kit's checks, a check cell only prints an observation of the
+student's code on the submission's hidden configuration (hidden.py), which the grader judges
+outside the sandbox against expected results its reference implementation computes; a
+course whose checks print verdicts is graded by comparing them with the stored PASS lines.
+Only checks below a solution region are graded (one above every task, like the check of the
+given input X, checks given code), and a student's unchanged copy of a given display-only
+cell (tag ``grade-skip``) is not run.
+
+The grader never trusts the kernel: it reads all submissions into memory first, keeps
+results in memory, writes grades.csv atomically, reads cell results from a pipe signed with
+a secret the kernel never sees, kills every process a run started, and after each run
+compares the kit, data/reference, the solutions and the submissions (and each sandbox's
+copies) with what they were, restoring any change. Runs that overlapped a change are graded
+again one at a time; a submission that changes them when run alone is marked ``tampered``.
+
+One module per step: course (checks and sandbox files), submissions (reading notebooks),
+notebook (the graded notebook; kernel/ holds the code it runs in the kernel), runner (one
+run), sandbox (bubblewrap and limits), plugin (pytest's side of it), hidden and secret (hidden
+configurations), protect (the watched files), scoring, report (grades.csv and feedback),
+shards (grading on several machines), pipeline (``grade``), cli (the command line).
+"""
+
+from lrpkit.grading.course import GradingError, load_course
+from lrpkit.grading.pipeline import grade
+from lrpkit.grading.scoring import Result
+
+__all__ = ["GradingError", "Result", "grade", "load_course"]

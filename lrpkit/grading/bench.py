@@ -1,0 +1,120 @@
+"""Grading benchmark (instructors): seconds per submission, sandboxed and not.
+
+``python -m lrpkit.grading.bench [--copies N]`` generates submissions from the solution
+notebooks -- all correct, only Exercise 3 done, nothing done (the exercise notebooks as handed
+out) -- ``N`` of each, and grades them with ``lrpkit.grading`` on hidden configurations
+(expected results computed while grading): in bubblewrap with 2 workers and with 1, and
+unconfined (``--no-sandbox``) with 2, in one run. It prints the seconds per submission beside
+the targets (sandboxed: <= 3 s with 2 workers, <= 5 s with 1; the sandbox's own overhead
+<= 10 %) and exits 1 when one is missed or a grade is wrong. The stand-in weights are written
+once beforehand (a grading run does that once) and reported apart.
+"""
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from lrpkit import student
+from lrpkit.benchtools import MISSED, Target, header, report
+from lrpkit.grading.course import load_course
+from lrpkit.grading.pipeline import grade
+from lrpkit.grading.runner import STANDIN_FILE, make_standin_cache
+
+#: (workers, sandboxed) -> seconds per submission at most (None: measured only)
+TARGETS = {(2, True): 3.0, (1, True): 5.0, (2, False): None}
+OVERHEAD = 0.10  # the sandbox's own share of grading time, at most
+SECRET = b"the grading benchmark's course secret"
+EX3, EX4 = "ex3_gradient_x_input.ipynb", "ex4_lrp.ipynb"
+#: variant -> (notebooks to hand in, expected total)
+VARIANTS = {
+    "correct": ("solution", "solution", 50),
+    "only3": ("solution", "exercise", 25),
+    "none": ("exercise", "exercise", 0),
+}
+
+
+def make_submissions(folder, copies, solutions=None):
+    """Write ``copies`` submissions of each variant; returns {student id: expected total}."""
+    solutions = Path(solutions or student.SOLUTIONS)
+    texts = {}
+    for name in (EX3, EX4):
+        nb = student.read(solutions / name)
+        texts[name] = {
+            "solution": student.render(nb),
+            "exercise": student.render(student.exercise_notebook(nb)),
+        }
+    expected = {}
+    for copy in range(1, copies + 1):
+        for variant, (ex3, ex4, total) in VARIANTS.items():
+            sid = f"{variant}{copy:02d}"
+            (folder / sid).mkdir(parents=True)
+            (folder / sid / EX3).write_text(texts[EX3][ex3], encoding="utf-8")
+            (folder / sid / EX4).write_text(texts[EX4][ex4], encoding="utf-8")
+            expected[sid] = total
+    return expected
+
+
+def run(submissions, workers, sandbox, course, cache, out):
+    started = time.monotonic()
+    results = grade(
+        submissions,
+        out,
+        workers=workers,
+        course=course,
+        standin_cache=cache,
+        progress=False,
+        sandbox=sandbox,
+        secret=SECRET,
+    )
+    return time.monotonic() - started, results
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m lrpkit.grading.bench", description=__doc__)
+    parser.add_argument("--copies", type=int, default=1, help="submissions of each variant")
+    args = parser.parse_args(argv)
+    base = Path(tempfile.mkdtemp(prefix="lrpkit-grade-bench-"))
+    print(header())
+    try:
+        course = load_course()
+        subs = base / "submissions"
+        expected = make_submissions(subs, args.copies)
+        started = time.monotonic()
+        cache = make_standin_cache(base / STANDIN_FILE, course)
+        setup = time.monotonic() - started
+        per, wrong = {}, []
+        for (workers, sandbox), _ in TARGETS.items():
+            out = base / f"out-{workers}-{sandbox}"
+            seconds, results = run(subs, workers, sandbox, course, cache, out)
+            per[workers, sandbox] = seconds / len(expected)
+            for result in results:
+                if result.status != "graded" or result.total != expected[result.student]:
+                    wrong.append(f"{workers} workers, sandbox {sandbox}: {result.row()}")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    n = len(expected)
+    print(f"grading {n} submissions ({', '.join(VARIANTS)}; {args.copies} of each), stand-in")
+    print(f"stand-in weights written once per run: {setup:.1f} s (not counted below)")
+    for (workers, sandbox), seconds in per.items():
+        mode = "bubblewrap" if sandbox else "--no-sandbox"
+        print(f"{workers} workers, {mode:<13} {seconds:6.2f} s per submission")
+    targets = [
+        Target(f"s/submission, {w} workers, bubblewrap", per[w, True], "<=", limit, "s")
+        for (w, sandbox), limit in TARGETS.items()
+        if sandbox and limit is not None
+    ]
+    overhead = per[2, True] / per[2, False] - 1
+    targets.append(
+        Target("sandbox overhead (2 workers)", 100 * overhead, "<=", 100 * OVERHEAD, "%")
+    )
+    status = report(targets)
+    for line in wrong:
+        print(f"unexpected grade: {line}", file=sys.stderr)
+    return MISSED if wrong else status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

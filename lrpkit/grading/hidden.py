@@ -1,0 +1,104 @@
+"""Hidden configurations: each submission graded on its own, judged outside its sandbox.
+
+The kernel only *observes*: with the configuration the guard hands it, a check cell runs the
+student's function and prints the observation (``lrpkit.checks.encode_observation``), never
+an expected value. Here, in the grader's process, the instructor's reference implementation
+(``lrpkit.references``, which no sandbox sees) computes the expected results of that
+configuration and ``lrpkit.checks.verdict`` judges the observation against them. A
+configuration is drawn from the course secret and the student id (``references.draw``), or
+taken from an earlier grades.csv to reproduce its verdicts.
+"""
+
+import re
+import threading
+
+#: a check cell calls one check: ``_ = checks.check_conv(Conv, ConvPx)``
+CHECK_CALL = re.compile(r"\b(check_[A-Za-z0-9_]+)\s*\(")
+
+
+def check_name(source):
+    """The name of the check a check cell calls (``check_conv``), or None."""
+    match = CHECK_CALL.search(source)
+    return match[1] if match else None
+
+
+def handles(source):
+    """Whether a check cell calls one of the kit's observing checks (lrpkit.checks.CHECKS);
+    other checks (Exercise 5's) print their verdicts, compared with the stored ones."""
+    from lrpkit import checks
+
+    return check_name(source) in checks.CHECKS
+
+
+class HiddenChecks:
+    """Per-student configurations and the verdicts on their observations (thread-safe).
+
+    ``secret``: the course secret's bytes; ``recorded``: {student: Config JSON} to re-grade
+    with (from an earlier grades.csv), which take precedence over drawing.
+    """
+
+    def __init__(self, secret, recorded=None):
+        self.secret = secret
+        self.recorded = dict(recorded or {})
+        self.lock = threading.Lock()
+        self._model = None
+        self._expected = {}  # Config JSON -> expected arrays
+
+    def model(self):
+        """The stand-in in float64, frozen: made once per grading run (~2 s, 1.1 GB)."""
+        with self.lock:
+            if self._model is None:
+                from lrpkit import config
+
+                self._model = config._model()[0]
+            return self._model
+
+    def config(self, student):
+        """The configuration a student is graded on, with its expected results computed."""
+        from lrpkit import references
+        from lrpkit.config import Config
+
+        if student in self.recorded:
+            config = Config.from_json(self.recorded[student])
+            expected = references.expected(config, self.model())
+        else:
+            config, expected = references.draw(self.secret, student, self.model())
+        with self.lock:
+            self._expected[config.to_json()] = expected
+        return config
+
+    def expected(self, config):
+        with self.lock:
+            found = self._expected.get(config.to_json())
+        if found is None:
+            from lrpkit import references
+
+            found = references.expected(config, self.model())
+            with self.lock:
+                self._expected[config.to_json()] = found
+        return found
+
+    def forget(self, config):
+        with self.lock:
+            self._expected.pop(config.to_json(), None)
+
+    def verdict(self, source, stdout, config):
+        """(passed, text) of a check cell's printed observation, judged here."""
+        from lrpkit import checks
+
+        name = check_name(source)
+        if name not in checks.CHECKS:
+            return False, f"not graded: the grader knows no check in {source.strip()[:80]!r}"
+        lines = [line for line in stdout.splitlines() if line.startswith(checks.PREFIX)]
+        if len(lines) != 1:
+            return False, (
+                "not graded: the check printed no observation (did the code under test "
+                "print to the check's output, or stop it?)"
+                if not lines
+                else "not graded: more than one observation was printed (output forged?)"
+            )
+        try:
+            observation = checks.decode_observation(lines[0])
+        except ValueError as error:
+            return False, f"not graded: the observation could not be read ({error})"
+        return checks.verdict(name, observation, self.expected(config))

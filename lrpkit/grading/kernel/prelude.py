@@ -1,0 +1,46 @@
+"""Kernel-side setup run first in every graded notebook: keep pristine references for the guard.
+
+Loaded as text into the graded notebook's first cell (lrpkit.grading.notebook), which calls
+``_lrpkit_prelude(get_ipython(), cache=...)`` and deletes it again: the name is the one it has
+in the student's namespace for that moment. Everything it needs is imported inside it.
+"""
+
+
+def _lrpkit_prelude(shell, cache=""):
+    """Store pristine builtins, streams and import machinery in ``sys.modules["_lrpkit_pristine"]``,
+    cut the kernel off the instructor's editable install, and hand the stand-in weights from the
+    grader's shared copy at ``cache`` (when given) to utils."""
+    import builtins
+    import sys
+    import types
+
+    pristine = types.ModuleType("_lrpkit_pristine")
+    pristine.builtins_module = builtins
+    pristine.builtins = dict(vars(builtins))
+    pristine.streams = (sys.stdout, sys.stderr, sys.displayhook, sys.excepthook)
+    pristine.stream_class = type(sys.stdout)
+    pristine.stream_methods = {
+        k: v for k, v in vars(type(sys.stdout)).items() if k in ("write", "writelines", "flush")
+    }
+    # An editable install of the kit maps lrpkit.* to the instructor's files, the reference
+    # solution lrpkit.lrp included: the kernel gets only this sandbox's copies.
+    sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
+    for name in [n for n in sys.modules if n.startswith("__editable__")]:
+        del sys.modules[name]
+    pristine.paths = (list(sys.path), list(sys.meta_path), list(sys.path_hooks))
+    # Nobody looks at the figures: show them as text, saving the PNG rendering.
+    for mime in ("image/png", "image/jpeg", "image/svg+xml", "application/pdf"):
+        shell.display_formatter.formatters[mime].enabled = False
+    pristine.standin = None
+    if cache:
+
+        def standin(path=cache):
+            """The stand-in weights from the grader's copy: the bits utils makes."""
+            import torch
+
+            return torch.load(path, mmap=True, weights_only=True)
+
+        import utils
+
+        pristine.standin = utils.standin_state_dict = standin
+    sys.modules["_lrpkit_pristine"] = pristine

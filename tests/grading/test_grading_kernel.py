@@ -1,0 +1,149 @@
+"""Kernel-side code (lrpkit.grading.kernel): the prelude and the guard, run in this process.
+
+This process stands in for a kernel: a fake shell (a namespace and display formatters), a
+sandbox folder with its own utils.py and lrpkit/checks.py first on sys.path, and a stream of a
+Python class as sys.stdout (as ipykernel's). The interpreter's modules, import machinery,
+builtins and streams are put back afterwards.
+"""
+
+import builtins
+import io
+import sys
+import types
+
+import pytest
+import torch
+
+from lrpkit.grading.kernel.guard import _lrpkit_guard
+from lrpkit.grading.kernel.prelude import _lrpkit_prelude
+
+IMAGES = ("image/png", "image/jpeg", "image/svg+xml", "application/pdf")
+CHECKS = """\
+import functools
+
+
+@functools.cache
+def _model():
+    return object()
+
+
+def check_conv(Conv):
+    print("PASS check_conv")
+"""
+UTILS = "def standin_state_dict():\n    raise AssertionError('made again instead of loaded')\n"
+
+
+class Stream(io.StringIO):
+    """sys.stdout of a kernel: its class defines write, as ipykernel's OutStream does."""
+
+    def write(self, text):
+        return super().write(text)
+
+    def flush(self):
+        pass
+
+
+class EditableFinder:
+    """Stands for the meta path finder of an editable install of the kit."""
+
+    def find_spec(self, name, path=None, target=None):
+        return None
+
+
+def sandbox_with_kit(folder):
+    (folder / "lrpkit").mkdir(parents=True)
+    (folder / "lrpkit" / "__init__.py").write_text("")
+    (folder / "lrpkit" / "checks.py").write_text(CHECKS)
+    (folder / "utils.py").write_text(UTILS)
+    return folder
+
+
+def kernel_streams(monkeypatch):
+    """Streams as in a kernel (set in the test: pytest sets its own before each test runs)."""
+    monkeypatch.setattr(sys, "stdout", Stream())
+    monkeypatch.setattr(sys, "stderr", Stream())
+
+
+@pytest.fixture
+def kernel(tmp_path, monkeypatch):
+    sandbox = sandbox_with_kit(tmp_path / "box")
+    formatters = {mime: types.SimpleNamespace(enabled=True) for mime in (*IMAGES, "text/plain")}
+    shell = types.SimpleNamespace(
+        user_ns={}, display_formatter=types.SimpleNamespace(formatters=formatters)
+    )
+    cache = tmp_path / "standin.pt"
+    torch.save({"w": torch.arange(3.0)}, cache)
+    modules, meta_path, path_hooks = dict(sys.modules), list(sys.meta_path), list(sys.path_hooks)
+    monkeypatch.syspath_prepend(str(sandbox))  # put back by monkeypatch
+    for name in [n for n in sys.modules if n in ("utils", "lrpkit") or n.startswith("lrpkit.")]:
+        del sys.modules[name]  # this process's utils and lrpkit are the kit's, not the sandbox's
+    sys.meta_path.insert(0, EditableFinder())
+    sys.modules["__editable___kit_finder"] = types.ModuleType("__editable___kit_finder")
+    try:
+        yield types.SimpleNamespace(shell=shell, sandbox=sandbox, cache=cache, tmp_path=tmp_path)
+    finally:
+        for name in set(sys.modules) - set(modules):
+            del sys.modules[name]
+        sys.modules.update(modules)
+        sys.meta_path[:], sys.path_hooks[:] = meta_path, path_hooks
+        sys.path_importer_cache.clear()
+
+
+def test_prelude_keeps_pristine_state_and_cuts_off_the_editable_install(kernel, monkeypatch):
+    kernel_streams(monkeypatch)
+    _lrpkit_prelude(kernel.shell, cache=str(kernel.cache))
+    pristine = sys.modules["_lrpkit_pristine"]
+    assert pristine.builtins["print"] is print and pristine.streams[0] is sys.stdout
+    assert set(pristine.stream_methods) == {"write", "flush"}
+    assert not [f for f in sys.meta_path if "editable" in repr(f).lower()]
+    assert not [n for n in sys.modules if n.startswith("__editable__")]
+    formatters = kernel.shell.display_formatter.formatters
+    assert [formatters[mime].enabled for mime in IMAGES] == [False] * 4
+    assert formatters["text/plain"].enabled
+    utils = sys.modules["utils"]
+    assert utils.__file__ == str(kernel.sandbox / "utils.py")
+    assert torch.equal(utils.standin_state_dict()["w"], torch.arange(3.0))
+
+
+def test_guard_undoes_patches_and_binds_fresh_checks(kernel, monkeypatch):
+    kernel_streams(monkeypatch)
+    _lrpkit_prelude(kernel.shell, cache=str(kernel.cache))
+    pristine = sys.modules["_lrpkit_pristine"]
+    stdout, write = sys.stdout, Stream.write
+    ns = kernel.shell.user_ns
+    # what a student's cells may do: patch print, the stream and its class, the checks
+    fake_print = lambda *args, **kwargs: None
+    monkeypatch.setattr(builtins, "print", fake_print)
+    monkeypatch.setattr(Stream, "write", lambda self, text: len(text))
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    sys.path.insert(0, str(kernel.tmp_path / "elsewhere"))
+    fake = types.ModuleType("lrpkit.checks")
+    fake.check_conv = lambda Conv: "PASS"
+    ns.update(checks=fake, mine=fake, check_conv=fake.check_conv, Conv="the student's")
+    ns["__builtins__"] = {"print": fake_print}
+
+    names = ["Conv", "_", "check_conv", "checks", "mine", "utils"]
+    _lrpkit_guard(kernel.shell, sandbox=str(kernel.sandbox), names=names)
+    assert builtins.print is pristine.builtins["print"] is not fake_print
+    assert sys.stdout is stdout and Stream.write is write
+    assert str(kernel.tmp_path / "elsewhere") not in sys.path
+    checks = sys.modules["lrpkit.checks"]
+    assert checks.__file__ == str(kernel.sandbox / "lrpkit" / "checks.py")
+    assert ns["checks"] is ns["mine"] is checks and ns["check_conv"] is checks.check_conv
+    assert ns["utils"] is sys.modules["utils"] and ns["Conv"] == "the student's"
+    assert ns["__builtins__"] is builtins
+    assert ns["utils"].standin_state_dict is pristine.standin
+
+    # the next guard imports the checks afresh but shares their cached model
+    model = checks._model()
+    _lrpkit_guard(kernel.shell, sandbox=str(kernel.sandbox), names=names)
+    assert ns["checks"] is not checks and ns["checks"]._model() is model
+
+
+def test_guard_refuses_checks_that_are_not_the_sandboxs_copy(kernel, monkeypatch):
+    kernel_streams(monkeypatch)
+    _lrpkit_prelude(kernel.shell)
+    assert sys.modules["_lrpkit_pristine"].standin is None
+    other = sandbox_with_kit(kernel.tmp_path / "other")
+    with pytest.raises(RuntimeError, match="utils is not the grader's copy"):
+        _lrpkit_guard(kernel.shell, sandbox=str(other), names=["checks"])

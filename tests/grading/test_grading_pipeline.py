@@ -1,0 +1,279 @@
+"""Grading end to end (lrpkit.grading.pipeline): crafted bad, correct and partial submissions.
+
+One run grades all crafted submissions of the tiny course with 2 workers; the tests marked
+slow grade the real exercises with the stand-in VGG-16 when their solution notebooks exist.
+"""
+
+import csv
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from crafting import (
+    CELL_TIMEOUT,
+    ROOT,
+    TIMEOUT,
+    read_csv,
+    submissions,
+    tree_hashes,
+    write_submissions,
+)
+
+from lrpkit.grading import bench
+from lrpkit.grading.course import KIT, load_checks, load_course
+from lrpkit.grading.pipeline import grade
+from lrpkit.grading.report import safe_name
+
+# ---------------------------------------------------------------------------
+# one grading run of all crafted submissions (2 workers)
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def graded(tiny, tmp_path_factory):
+    base = tmp_path_factory.mktemp("run")
+    course_root = base / "course"
+    shutil.copytree(tiny, course_root)
+    paths = {"submissions": base / "submissions", "out": base / "out"}
+    subs = submissions(course_root, paths)
+    write_submissions(paths["submissions"], subs)
+    before = {"course": tree_hashes(course_root), "subs": tree_hashes(paths["submissions"])}
+    course = load_course(course_root)
+    started = time.monotonic()
+    results = grade(
+        paths["submissions"],
+        paths["out"],
+        workers=2,
+        course=course,
+        root=course_root,
+        cell_timeout=CELL_TIMEOUT,
+        timeout=TIMEOUT,
+        progress=False,
+    )
+    seconds = time.monotonic() - started
+    return {
+        "results": {r.student: r for r in results},
+        "rows": read_csv(paths["out"] / "grades.csv"),
+        "out": paths["out"],
+        "subs": subs,
+        "before": before,
+        "after": {"course": tree_hashes(course_root), "subs": tree_hashes(paths["submissions"])},
+        "seconds": seconds,
+    }
+
+
+def row(graded, student):
+    return graded["rows"][student]
+
+
+def test_one_row_per_submission_with_all_columns(graded):
+    with open(graded["out"] / "grades.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    columns = ["student", "ex3", "ex4", "total", "status", "reason", "sandbox", "config"]
+    assert list(rows[0]) == columns
+    assert {row["sandbox"] for row in rows if row["status"] != "invalid"} == {"bubblewrap"}
+    expected = sorted(
+        Path(name).stem if name.endswith(".ipynb") else name for name in graded["subs"]
+    )
+    assert sorted(r["student"] for r in rows) == expected
+    for r in rows:
+        assert float(r["total"]) == pytest.approx(float(r["ex3"]) + float(r["ex4"]))
+        assert r["status"] in {"graded", "invalid", "timeout", "tampered", "error"}
+        assert r["reason"]
+    assert not list(graded["out"].glob(".*tmp")), "a temporary file of the atomic write is left"
+
+
+def test_feedback_file_per_student(graded):
+    for name in graded["rows"]:
+        text = (graded["out"] / "feedback" / f"{safe_name(name)}.md").read_text()
+        assert text.startswith(f"# Feedback for {name}")
+
+
+def test_correct_submissions_get_full_points(graded):
+    for name in ("good", "good1"):
+        r = row(graded, name)
+        assert (r["ex3"], r["ex4"], r["total"], r["status"]) == ("25", "25", "50", "graded"), r
+        assert r["reason"] == "all checks passed"
+    text = (graded["out"] / "feedback" / "good.md").read_text()
+    assert "ex3 check 1 (25 P): PASS -- PASS gradient_x_input" in text
+    assert text.count("(12.5 P): PASS") == 2
+
+
+def test_only_exercise_3_right(graded):
+    r = row(graded, "only3")
+    assert (r["ex3"], r["ex4"], r["total"], r["status"]) == ("25", "0", "25", "graded")
+    assert "NotImplementedError" in r["reason"] and "Exercise 4" in r["reason"]
+
+
+def test_wrong_values_get_the_checks_hint(graded):
+    r = row(graded, "wrong3")
+    assert (r["ex3"], r["ex4"]) == ("0", "25")
+    assert "hint: multiply the gradient by the input" in r["reason"]
+    text = (graded["out"] / "feedback" / "wrong3.md").read_text()
+    assert "FAIL -- FAIL gradient_x_input: wrong values" in text
+
+
+@pytest.mark.parametrize(
+    "name, words",
+    [
+        ("badjson", "not valid JSON"),
+        ("nbformat3", "nbformat 3"),
+        ("empty", "empty notebook"),
+        ("binary", "not UTF-8"),
+        ("not an id", "not a student id"),
+    ],
+)
+def test_unreadable_submissions_get_a_row_with_the_reason(graded, name, words):
+    r = row(graded, name)
+    assert (r["status"], r["total"]) == ("invalid", "0")
+    assert words in r["reason"]
+
+
+def test_renamed_function_and_class(graded):
+    r = row(graded, "renamed")
+    assert (r["ex3"], r["ex4"], r["status"]) == ("0", "0", "graded")
+    assert "`gradient_x_input` is not defined" in r["reason"]
+    assert "`Conv` is not defined" in r["reason"]
+
+
+def test_exceptions_in_own_cells_do_not_stop_the_checks(graded):
+    r = row(graded, "raises")
+    assert (r["total"], r["status"]) == ("50", "graded")
+    text = (graded["out"] / "feedback" / "raises.md").read_text()
+    assert "ZeroDivisionError" in text and "`undefined_name` is not defined" in text
+
+
+def test_endless_loop_in_a_cell_is_stopped_and_grading_goes_on(graded):
+    r = row(graded, "loop")
+    assert (r["total"], r["status"]) == ("50", "graded"), r
+    assert "endless loop" in (graded["out"] / "feedback" / "loop.md").read_text()
+
+
+def test_endless_loop_in_the_checked_function(graded):
+    r = row(graded, "loopfn")
+    assert (r["ex3"], r["ex4"], r["status"]) == ("0", "25", "graded"), r
+    assert "endless loop" in r["reason"]
+
+
+def test_enormous_output_is_cut(graded):
+    r = row(graded, "flood")
+    assert (r["total"], r["status"]) == ("50", "graded"), r
+    assert (graded["out"] / "feedback" / "flood.md").stat().st_size < 10_000
+
+
+@pytest.mark.parametrize("name", ["patchfn", "patchprint", "patchstdout", "fakepass", "forger"])
+def test_patched_checks_and_fake_pass_lines_earn_nothing(graded, name):
+    r = row(graded, name)
+    assert (r["ex3"], r["ex4"], r["status"]) == ("0", "0", "graded"), r
+    assert "FAIL gradient_x_input: wrong values" in r["reason"] or "differs" in r["reason"]
+
+
+def test_the_reference_solution_is_out_of_reach(graded):
+    r = row(graded, "reference")
+    assert (r["ex3"], r["ex4"]) == ("0", "25"), r
+    text = (graded["out"] / "feedback" / "reference.md").read_text()
+    assert "No module named 'lrpkit.lrp'" in text
+
+
+def test_a_dying_kernel_is_reported(graded):
+    r = row(graded, "exits")
+    assert (r["total"], r["status"]) == ("0", "graded"), r
+    assert "kernel" in r["reason"]
+
+
+def test_vandal_changes_nothing_in_the_sandbox(graded):
+    """In bubblewrap the vandal's writes fail (read-only kit copies, nothing else visible): its
+    row names the error in its own cell, and nothing of the course or submissions changed."""
+    r = row(graded, "vandal")
+    assert r["status"] == "graded" and "error in own cell" in r["reason"], r
+    assert "Read-only file system" in r["reason"] or "Permission denied" in r["reason"], r
+    assert graded["after"]["course"] == graded["before"]["course"]
+    assert graded["after"]["subs"] == graded["before"]["subs"]
+    for name in ("good", "good1", "raises"):
+        assert row(graded, name)["total"] == "50"
+    assert not (graded["out"] / "changed-files").exists()
+
+
+def test_vandal_is_marked_tampered_without_the_sandbox(tiny, tmp_path):
+    """--no-sandbox: the vandal's changes are restored, kept for the instructor, and marked."""
+    course_root = tmp_path / "course"
+    shutil.copytree(tiny, course_root)
+    paths = {"submissions": tmp_path / "submissions", "out": tmp_path / "out"}
+    subs = submissions(course_root, paths)
+    write_submissions(paths["submissions"], {k: subs[k] for k in ("vandal.ipynb", "good")})
+    before = {"course": tree_hashes(course_root), "subs": tree_hashes(paths["submissions"])}
+    grade(
+        paths["submissions"], paths["out"], workers=2, course=load_course(course_root),
+        root=course_root, progress=False, sandbox=False,
+    )  # fmt: skip
+    rows = read_csv(paths["out"] / "grades.csv")
+    assert (rows["vandal"]["status"], rows["vandal"]["total"]) == ("tampered", "0")
+    assert rows["vandal"]["sandbox"] == "none (--no-sandbox)"
+    assert rows["good"]["total"] == "50"
+    assert tree_hashes(course_root) == before["course"]
+    assert tree_hashes(paths["submissions"]) == before["subs"]
+    assert list((paths["out"] / "changed-files").iterdir())
+
+
+def test_grading_run_time(graded):
+    # 23 submissions, 2 workers, including the loops' timeouts and the vandal's reruns.
+    assert graded["seconds"] < 300
+
+
+# ---------------------------------------------------------------------------
+# the real exercises: stand-in VGG-16, the kit's checks and references
+# ---------------------------------------------------------------------------
+
+
+def real_course(base, castle_file):
+    """A copy of the kit's course (grading watches and restores its files: never the kit's)."""
+    (base / "data").mkdir(parents=True)
+    shutil.copyfile(castle_file, base / "data" / "castle.jpg")
+    for name in (*KIT, "data/reference", "notebooks/solutions"):
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, base / name)
+        elif source.is_file():
+            (base / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, base / name)
+    return base
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory, castle_file):
+    base = tmp_path_factory.mktemp("real")
+    course_root = real_course(base / "course", castle_file)
+    expected = bench.make_submissions(
+        base / "submissions", 1, solutions=course_root / "notebooks" / "solutions"
+    )
+    results = grade(
+        base / "submissions",
+        base / "out",
+        workers=2,
+        root=course_root,
+        progress=False,
+        secret=b"the course secret of the pipeline tests",
+    )
+    return {"results": {r.student: r for r in results}, "expected": expected, "out": base / "out"}
+
+
+@pytest.mark.slow
+def test_real_exercises_are_graded_with_the_stand_in(real):
+    """All correct: 50; only Exercise 3: 25; the exercises as handed out: 0."""
+    got = {name: (r.status, r.points["ex3"], r.total) for name, r in real["results"].items()}
+    assert got == {
+        "correct01": ("graded", 25, 50),
+        "only301": ("graded", 25, 25),
+        "none01": ("graded", 0, 0),
+    }
+    assert len(read_csv(real["out"] / "grades.csv")) == len(real["expected"])
+
+
+@pytest.mark.slow
+def test_real_feedback_gives_each_checks_verdict(real):
+    text = (real["out"] / "feedback" / "only301.md").read_text()
+    assert "PASS check_gradient_x_input" in text
+    assert "FAIL check_conv" in text and "NotImplementedError" in text
+    n_checks = len(load_checks(ROOT / "notebooks" / "solutions"))
+    assert text.count("- ex3 check") + text.count("- ex4 check") == n_checks

@@ -1,0 +1,321 @@
+"""Region perturbation (lrpkit.perturbation) against literal twins and Quantus, AOPC, and the
+self-check of Exercise 5 (lrpkit.faithfulness_checks) on each typical mistake.
+
+Comparisons run in float64 on crops of castle.jpg (VGG-16 takes any size from 32 x 32 up),
+so the twins agree to rounding; float32 is compared with float64 at a measured tolerance.
+"""
+
+import ast
+import inspect
+import itertools
+
+import numpy
+import pytest
+import torch
+
+import utils
+from lrpkit import faithfulness_checks, perturbation
+from lrpkit.sheet import CLASS
+
+#: relative L2 difference allowed between twins in float64
+TOL = 1e-6
+
+
+def rel(a, b):
+    return float((a - b).norm() / b.norm())
+
+
+def crop(X, size, top=80):
+    return X[..., top : top + size, top : top + size].contiguous()
+
+
+@pytest.fixture(scope="module")
+def x64(X):
+    """A 64 x 64 crop of castle.jpg in float64 (float32 values, so Quantus sees them exactly)."""
+    return crop(X, 64).double()
+
+
+@pytest.fixture(scope="module")
+def R64(x64):
+    return torch.randn(x64.shape, generator=torch.Generator().manual_seed(3), dtype=x64.dtype)
+
+
+def explicit_curve(model, x, R, c, size, steps, B):
+    """The curve the slowest way: Python loops over regions, one forward pass per step."""
+    H, W = x.shape[-2:]
+    corners = [(i, j) for i in range(0, H, size) for j in range(0, W, size)]
+    relevance = [float(R[0, :, i : i + size, j : j + size].sum()) for i, j in corners]
+    order = sorted(range(len(corners)), key=lambda r: -relevance[r])  # stable
+    current = x.clone()
+    with torch.no_grad():
+        scores = [model(current)[0, c]]
+        for r in order[:steps]:
+            i, j = corners[r]
+            current[..., i : i + size, j : j + size] = B[..., i : i + size, j : j + size]
+            scores.append(model(current)[0, c])
+    return torch.stack(scores)
+
+
+@pytest.mark.parametrize("baseline", perturbation.BASELINES)
+def test_both_engines_equal_the_explicit_loop(standin64, x64, R64, baseline):
+    size, steps = 8, 12
+    B = perturbation.baseline_image(x64, baseline, seed=5, size=size)
+    ref = explicit_curve(standin64, x64, R64, CLASS, size, steps, B)
+    for incremental in (True, False):
+        got = perturbation.curve(
+            standin64, x64, R64, CLASS, size, steps, baseline, seed=5, incremental=incremental
+        )
+        assert got.shape == (1, steps + 1) and got.dtype == torch.float64
+        assert rel(got[0], ref) < TOL, incremental
+
+
+def test_incremental_on_a_whole_image_with_regions_at_every_border(standin64, X64):
+    """224 x 224, 14 x 14 regions; the ranking puts border and corner regions first."""
+    R = torch.zeros_like(X64)
+    for i, (r, c) in enumerate([(0, 0), (15, 15), (0, 15), (15, 0), (7, 0), (0, 8), (15, 9)]):
+        R[..., r * 14 : r * 14 + 14, c * 14 : c * 14 + 14] = 10.0 - i
+    B = perturbation.baseline_image(X64, "uniform", seed=2)
+    ref = perturbation.curve(standin64, X64, R, CLASS, 14, 7, B, incremental=False)
+    got = perturbation.curve(standin64, X64, R, CLASS, 14, 7, B, incremental=True, batch=3)
+    assert rel(got, ref) < TOL
+
+
+def test_matches_quantus_region_perturbation(standin64, x64, R64):
+    """Quantus 0.6 RegionPerturbation (MoRF, 8 x 8 patches, no normalisation, logits) returns
+    f(x) - f(x^(k)) for k = 1..L; the same noise is passed to both."""
+    quantus = pytest.importorskip("quantus")
+    size, steps = 8, 20
+    B = perturbation.baseline_image(x64, "uniform", seed=5)
+    noise = B.numpy().reshape(1, -1)
+
+    def replace(arr, indices, **kwargs):
+        out = arr.copy()
+        rows = numpy.arange(len(arr))[:, None]
+        out[rows, indices] = noise[rows, indices]
+        return out
+
+    class Float64(torch.nn.Module):  # Quantus hands the model float32 tensors
+        def forward(self, x):
+            return x.double()
+
+    metric = quantus.RegionPerturbation(
+        patch_size=size,
+        regions_evaluation=steps,
+        order="morf",
+        normalise=False,
+        abs=False,
+        perturb_func=replace,
+        disable_warnings=True,
+    )
+    drops = metric(
+        model=torch.nn.Sequential(Float64(), standin64).eval(),
+        x_batch=x64.numpy(),
+        y_batch=numpy.array([CLASS]),
+        a_batch=R64.numpy(),
+        softmax=False,
+        device="cpu",
+    )
+    curve = perturbation.curve(standin64, x64, R64, CLASS, size, steps, B)[0]
+    ours = curve[0] - curve[1:]
+    assert rel(torch.as_tensor(numpy.asarray(drops))[0], ours) < TOL
+
+
+def test_float32_close_to_float64(standin, standin64, X):
+    """float32 against float64, the same noise (measured on the stand-in: ~1e-6 relative)."""
+    x32 = crop(X, 96)
+    R = torch.randn(x32.shape, generator=torch.Generator().manual_seed(4))
+    B = perturbation.baseline_image(x32, "uniform")  # float32 noise: drawn per dtype
+    got = perturbation.curve(standin, x32, R, CLASS, 12, 10, B)
+    ref = perturbation.curve(standin64, x32.double(), R.double(), CLASS, 12, 10, B.double())
+    assert got.dtype == torch.float32
+    assert rel(got.double(), ref) < 1e-4
+
+
+def test_batch_of_images_with_one_class_each(standin64, x64, R64):
+    X2, R2 = torch.cat([x64, x64.flip(-1)]), torch.cat([R64, R64.flip(-2)])
+    both = perturbation.curve(standin64, X2, R2, [CLASS, 7], 16, 6)
+    assert both.shape == (2, 7)
+    for n, c in enumerate([CLASS, 7]):
+        one = perturbation.curve(standin64, X2[n : n + 1], R2[n : n + 1], c, 16, 6)
+        B = perturbation.baseline_image(X2, "uniform")[n : n + 1]  # the batch's noise
+        assert (
+            rel(both[n], explicit_curve(standin64, X2[n : n + 1], R2[n : n + 1], c, 16, 6, B)) < TOL
+        )
+        assert one.shape == (1, 7)
+
+
+def test_any_model_uses_the_batched_engine():
+    model = (
+        torch.nn.Sequential(
+            torch.nn.Conv2d(3, 4, 3, padding=1),
+            torch.nn.Tanh(),
+            torch.nn.Flatten(),
+            torch.nn.Linear(4 * 16 * 16, 5),
+        )
+        .double()
+        .eval()
+    )
+    x = torch.randn(1, 3, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    R = torch.randn(x.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    B = perturbation.baseline_image(x, "mean")
+    got = perturbation.curve(model, x, R, 2, 4, 16, "mean", batch=5)
+    assert rel(got[0], explicit_curve(model, x, R, 2, 4, 16, B)) < TOL
+    with pytest.raises(ValueError, match="VGG"):
+        perturbation.curve(model, x, R, 2, 4, 3, incremental=True)
+
+
+def test_progress_reaches_the_end(standin64, x64, R64):
+    seen = []
+    perturbation.curve(standin64, x64, R64, CLASS, 16, 4, progress=lambda d, t: seen.append((d, t)))
+    assert seen and seen[-1][0] == seen[-1][1] and sorted(seen) == seen
+
+
+def test_aopc_equals_literal_sum():
+    curves = torch.tensor([[3.0, 2.5, 1.0, 0.5], [1.0, 1.5, 0.0, -1.0]], dtype=torch.float64)
+    literal = []
+    for f in curves.tolist():
+        L = len(f) - 1
+        literal.append(sum(f[0] - f[k] for k in range(L + 1)) / (L + 1))
+    assert perturbation.aopc(curves) == pytest.approx(sum(literal) / len(literal), rel=1e-15)
+    assert perturbation.aopc(curves[0]) == pytest.approx(literal[0], rel=1e-15)
+
+
+def test_ranking_sums_regions_over_channels():
+    R = torch.zeros(1, 3, 4, 4)
+    R[0, 0, 0, 2], R[0, 2, 1, 3] = 1.0, 2.0  # region 1 (top right) holds 3 over two channels
+    R[0, 1, 3, 0] = 2.5  # region 2 (bottom left)
+    R[0, 0, 2, 2] = -1.0  # region 3 (bottom right)
+    assert perturbation.regions(R, 2).tolist() == [[0.0, 3.0, 2.5, -1.0]]
+    assert perturbation.ranking(R, 2).tolist() == [[1, 2, 0, 3]]
+    assert perturbation.ranking(torch.zeros(1, 3, 4, 4), 2).tolist() == [[0, 1, 2, 3]]  # stable
+
+
+def test_baselines(x64):
+    L, H = utils.bounds(x64)
+    u = perturbation.baseline_image(x64, "uniform", seed=9)
+    assert torch.equal(u, perturbation.baseline_image(x64, "uniform", seed=9))
+    assert not torch.equal(u, perturbation.baseline_image(x64, "uniform", seed=10))
+    assert bool((u >= L).all() and (u <= H).all()) and u.dtype == x64.dtype
+    mean = perturbation.baseline_image(x64, "mean")
+    assert torch.allclose(mean[0, :, 5, 7], x64.mean((2, 3))[0])
+    flat = torch.full_like(x64, 0.25)
+    assert torch.allclose(perturbation.baseline_image(flat, "blur"), flat, rtol=0, atol=1e-14)
+    blurred = perturbation.baseline_image(x64, "blur")
+    assert blurred.shape == x64.shape and blurred.std() < x64.std()
+    with pytest.raises(ValueError, match="baseline"):
+        perturbation.baseline_image(x64, "zeros")
+
+
+def test_rejects_bad_settings(standin64, x64, R64):
+    with pytest.raises(ValueError, match="divide"):
+        perturbation.curve(standin64, x64, R64, CLASS, 10, 3)
+    with pytest.raises(ValueError, match="steps"):
+        perturbation.curve(standin64, x64, R64, CLASS, 16, 17)
+    with pytest.raises(ValueError, match="shaped like"):
+        perturbation.curve(standin64, x64, R64[..., :32], CLASS, 16, 3)
+
+
+# ---------------------------------------------------------------------------
+# Exercise 5's self-check: the stored references and a diagnosis for each mistake
+# ---------------------------------------------------------------------------
+
+
+def test_stored_references_are_the_kits_curve(standin64):
+    from lrpkit import checks
+
+    stored = faithfulness_checks._stored()
+    X, R = checks.grading_input(), stored["R"]
+    assert torch.equal(stored["X"], X)
+    fc = faithfulness_checks
+    again = perturbation.curve(checks.grading_model(), X, R, CLASS, fc.SIZE, fc.STEPS, seed=fc.SEED)
+    assert rel(again[0], stored["curve"]) < 1e-12
+
+
+def kit(mistake=None):
+    def perturbation_curve(model, X, R, c, size, steps, seed):
+        return perturbation.literal(model, X, R, c, size, steps, seed, mistake)
+
+    return perturbation_curve
+
+
+def verdict(capsys, function):
+    ok = faithfulness_checks.check_perturbation_curve(function)
+    (line,) = capsys.readouterr().out.splitlines()
+    return ok, line
+
+
+def test_check_passes_the_literal_twin(capsys):
+    ok, line = verdict(capsys, kit())
+    assert ok and line.startswith("PASS check_perturbation_curve: ")
+
+
+@pytest.mark.parametrize(
+    "mistake, words",
+    [
+        ("lerf", "least relevant regions go first"),
+        ("pixels", "single pixels are replaced"),
+        ("single", "do not accumulate"),
+        ("absolute", "absolute relevance"),
+        ("fresh_noise", "new noise"),
+        ("unmapped", "not in the pixel range"),
+        ("softmax", "softmax"),
+    ],
+)
+def test_check_names_each_stored_mistake(capsys, mistake, words):
+    ok, line = verdict(capsys, kit(mistake))
+    assert not ok and line.startswith("FAIL check_perturbation_curve: ") and words in line
+
+
+def test_check_finds_an_unseeded_baseline(capsys):
+    def unseeded(model, X, R, c, size, steps, seed):
+        return kit()(model, X, R, c, size, steps, int(torch.randint(1 << 30, ())))
+
+    ok, line = verdict(capsys, unseeded)
+    assert not ok and "not seeded" in line and "manual_seed(seed)" in line
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        (lambda f: f[1:], "one short of steps + 1"),
+        (lambda f: f[None], "has shape (1, 9)"),
+        (lambda f: f.float(), "float32"),
+        (lambda f: f.tolist(), "is a list"),
+        (lambda f: f * float("nan"), "NaN"),
+        (lambda f: torch.cat([f[:1] + 1, f[1:]]), "first value is not the logit"),
+    ],
+)
+def test_check_finds_wrong_results(capsys, change, words):
+    def wrong(model, X, R, c, size, steps, seed):
+        return change(kit()(model, X, R, c, size, steps, seed))
+
+    ok, line = verdict(capsys, wrong)
+    assert not ok and words in line, line
+
+
+def test_check_finds_a_fixed_seed_and_an_unfinished_task(capsys):
+    ok, line = verdict(
+        capsys, lambda model, X, R, c, size, steps, seed: kit()(model, X, R, c, size, steps, 0)
+    )
+    assert not ok and "does not change with the seed" in line
+
+    def todo(*args):
+        raise NotImplementedError("Exercise 5 -- return the steps + 1 logits")
+
+    ok, line = verdict(capsys, todo)
+    assert not ok and "replace the line raise NotImplementedError" in line
+
+
+def test_checks_ship_without_the_solution():
+    """The self-check goes to students: it must not import the kit's curve or the LRP."""
+    tree = ast.parse(inspect.getsource(faithfulness_checks))
+    imported = set(
+        itertools.chain.from_iterable(
+            [n.module or "", *(f"{n.module}.{a.name}" for a in n.names)]
+            if isinstance(n, ast.ImportFrom)
+            else [a.name for a in n.names]
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Import | ast.ImportFrom)
+        )
+    )
+    assert not {"lrpkit.perturbation", "lrpkit.lrp"} & imported, imported
