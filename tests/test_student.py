@@ -188,7 +188,7 @@ def test_stubs_name_their_exercise_and_keep_the_task_text(name):
     stubs = student.stubs(solution)
     assert stubs, "every exercise has at least one task"
     for stub in stubs:
-        assert re.match(r"Exercise [34] -- \S", stub), stub
+        assert re.match(r"Exercise [345] -- \S", stub), stub
     assert any(stub.startswith(f"Exercise {number} --") for stub in stubs)
     sources = [c.source for c in exercise.cells]
     for stub in stubs:

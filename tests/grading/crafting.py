@@ -7,12 +7,14 @@ a kernel starts in about a second).
 import csv
 import hashlib
 import json
+import shutil
 import sys
 from pathlib import Path
 
 import nbformat
 
 from lrpkit import student
+from lrpkit.grading.course import KIT
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "submissions_fixtures"))
 import tiny_course  # noqa: E402
@@ -222,3 +224,17 @@ def tree_hashes(folder):
 def read_csv(path):
     with open(path, newline="", encoding="utf-8") as f:
         return {row["student"]: row for row in csv.DictReader(f)}
+
+
+def real_course(base, castle_file):
+    """A copy of the kit's course (grading watches and restores its files: never the kit's)."""
+    (base / "data").mkdir(parents=True)
+    shutil.copyfile(castle_file, base / "data" / "castle.jpg")
+    for name in (*KIT, "data/reference", "notebooks/solutions"):
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, base / name)
+        elif source.is_file():
+            (base / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, base / name)
+    return base

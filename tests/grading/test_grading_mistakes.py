@@ -11,7 +11,7 @@ import shutil
 
 import nbformat
 import pytest
-from crafting import ROOT, read_csv
+from crafting import read_csv, real_course
 
 from lrpkit.grading.course import ALL_EXERCISES, load_course
 from lrpkit.grading.pipeline import grade
@@ -72,18 +72,6 @@ def submit(folder, student, ex3=None, ex4=None):
     for name, text in ((EX3, ex3), (EX4, ex4)):
         text = text or (SOLUTIONS / name).read_text(encoding="utf-8")
         (folder / student / name).write_text(text, encoding="utf-8")
-
-
-def real_course(base, castle_file):
-    (base / "data").mkdir(parents=True)
-    shutil.copyfile(castle_file, base / "data" / "castle.jpg")
-    for name in ("utils.py", "lrpkit", "data/reference", "notebooks/solutions"):
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, base / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copyfile(source, base / name)
-    return base
 
 
 @pytest.fixture(scope="module")

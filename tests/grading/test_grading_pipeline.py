@@ -15,13 +15,14 @@ from crafting import (
     ROOT,
     TIMEOUT,
     read_csv,
+    real_course,
     submissions,
     tree_hashes,
     write_submissions,
 )
 
 from lrpkit.grading import bench
-from lrpkit.grading.course import KIT, load_checks, load_course
+from lrpkit.grading.course import load_checks, load_course
 from lrpkit.grading.pipeline import grade
 from lrpkit.grading.report import safe_name
 
@@ -224,20 +225,6 @@ def test_grading_run_time(graded):
 # ---------------------------------------------------------------------------
 # the real exercises: stand-in VGG-16, the kit's checks and references
 # ---------------------------------------------------------------------------
-
-
-def real_course(base, castle_file):
-    """A copy of the kit's course (grading watches and restores its files: never the kit's)."""
-    (base / "data").mkdir(parents=True)
-    shutil.copyfile(castle_file, base / "data" / "castle.jpg")
-    for name in (*KIT, "data/reference", "notebooks/solutions"):
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, base / name)
-        elif source.is_file():
-            (base / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, base / name)
-    return base
 
 
 @pytest.fixture(scope="module")
