@@ -394,3 +394,12 @@ print(json.dumps(sorted(os.listdir("/proc/self/fd"))))
     assert received == [b"record\n"]
     fds = json.loads(outcome.output.decode().strip().splitlines()[-1])
     assert fds == sorted(["0", "1", "2", "3", str(write)])  # 3: listdir's own
+
+
+def test_the_python_installation_is_bound_over_the_private_tmp(box):
+    """A clone (and its .venv) under /tmp stays visible: /tmp's tmpfs is mounted first."""
+    cmd = Sandbox(box).command(["true"])
+    tmp = max(i for i, arg in enumerate(cmd) if arg == "--tmpfs" and cmd[i + 1] == "/tmp")
+    roots = {name for real, names in sb.python_roots().items() for name in (*names, real)}
+    binds = [i for i, arg in enumerate(cmd) if arg == "--ro-bind" and cmd[i + 2] in roots]
+    assert binds and min(binds) > tmp

@@ -272,13 +272,15 @@ class Sandbox:
             user, group = f"student:x:{uid}:{uid}::/nonexistent:/bin/sh\n", f"student:x:{uid}:\n"
             args += ["--perms", "0444", "--ro-bind-data", _data(user, fds), "/etc/passwd"]
             args += ["--perms", "0444", "--ro-bind-data", _data(group, fds), "/etc/group"]
+        # /proc, /dev and the private /tmp first: the Python installation (and the kit's
+        # copies) may live under /tmp, say in a clone there, and must be bound on top of it.
+        args += ["--proc", "/proc", "--dev", "/dev"]
+        for tmpfs in ("/dev/shm", "/tmp"):
+            args += ["--perms", "01777", "--size", str(self.limits.tmpfs_bytes), "--tmpfs", tmpfs]
         for real, names in sorted(python_roots().items()):
             for name in sorted(names | {real}):
                 if not _under(name, bound):
                     self._bind(args, "--ro-bind", real, name, bound, made)
-        args += ["--proc", "/proc", "--dev", "/dev"]
-        for tmpfs in ("/dev/shm", "/tmp"):
-            args += ["--perms", "01777", "--size", str(self.limits.tmpfs_bytes), "--tmpfs", tmpfs]
         self._bind(args, "--bind", self.writable, None, bound, made)
         for source, dest in self.readonly.items():
             self._bind(args, "--ro-bind", source, dest, bound, made)
