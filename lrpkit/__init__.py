@@ -1,7 +1,10 @@
-"""Instructor machinery for the Gradient x Input / LRP course kit (not for students).
+"""The Gradient x Input / LRP course kit's package: instructor machinery and shipped checks.
 
-Modules: ``lrp`` (reference explanations), ``demo`` (the kit's main figure), and the
-instructor tools added next to them (references, checks, notebooks, grading, benchmarks).
-Nothing here is imported by ``utils.py``; keep this file free of imports so that the
-student bundle can ship single modules (checks, explorer) without the reference solution.
+Where things belong: ``sheet`` (the sheet's numbers) and ``layout`` (folders, what students
+get, tags); the reference ``lrp`` and ``references`` (never shipped); the checks students get
+(``config``, ``observe``, ``judge``, ``judge_lrp``, ``checks``, ``faithfulness_checks``) and
+the ``explorer``; notebooks (``solutions``, ``student``, ``course_url``); ``grading/``;
+benchmarks (``benchtools`` and the ``*_bench`` modules); ``demo`` and ``tasks``. Nothing here
+is imported by ``utils.py``; keep this file free of imports so that the student bundle can
+ship single modules without the reference solution.
 """
