@@ -32,6 +32,8 @@ REFERENCE = utils.DATA / "reference"
 SIZE = 224
 #: crop sizes drawn: five 2 x 2 max-poolings leave 1 x 1 of 32 ... 63 pixels (0 of fewer).
 MIN_CROP, MAX_CROP = 32, 48
+#: the public probe layers' seed (any number would do; the stored references use this one).
+PUBLIC_PROBE_SEED = 483
 #: the self-checks' crop: the CROP x CROP centre crop.
 CROP = 32
 #: features indices of the LRP-gamma convolutions (all but the first), in order.
@@ -110,7 +112,7 @@ class Config:
         top = (SIZE - CROP) // 2
         gammas = tuple(sheet.layer_gammas().values())
         c2 = (sheet.CLASS + 500) % 1000
-        return cls(top, top, CROP, sheet.CLASS, c2, gammas, 483, 0.25, (6, 4, 3, 5))
+        return cls(top, top, CROP, sheet.CLASS, c2, gammas, PUBLIC_PROBE_SEED, 0.25, (6, 4, 3, 5))
 
     @classmethod
     def draw(cls, secret, student, attempt=0):
