@@ -147,17 +147,23 @@ def castle():
         print(f"copied {SHARED_CASTLE} to {dest}")
 
 
-def browser():
-    """Debian's headless Chromium and driver (what `make browser` installs); False if absent."""
-    if all(shutil.which(name) for name in BROWSER):
+def apt(commands, packages):
+    """True when the commands are there, else Debian's packages installed with apt-get; False
+    where there is no apt-get (not Debian, not Linux)."""
+    if all(shutil.which(name) for name in commands):
         return True
     if not sys.platform.startswith("linux") or not shutil.which("apt-get"):
         return False
     sudo = [] if os.geteuid() == 0 else ["sudo"]
     run([*sudo, "apt-get", "update", "-q"])
-    run([*sudo, "apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"])
-    run([*sudo, "apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium-driver"])
+    for package in packages:
+        run([*sudo, "apt-get", "install", "-y", "-q", "--no-install-recommends", package])
     return True
+
+
+def browser():
+    """Debian's headless Chromium and driver (what `make browser` installs); False if absent."""
+    return apt(BROWSER, ("chromium", "chromium-driver"))
 
 
 def freeze(requirements=REQUIREMENTS):
@@ -224,14 +230,7 @@ def lock(venv):
 def sandbox():
     """Debian's bubblewrap (what `make sandbox` installs), which grading runs every submission
     in; False where it cannot be had (not Linux, no apt-get)."""
-    if shutil.which("bwrap"):
-        return True
-    if not sys.platform.startswith("linux") or not shutil.which("apt-get"):
-        return False
-    sudo = [] if os.geteuid() == 0 else ["sudo"]
-    run([*sudo, "apt-get", "update", "-q"])
-    run([*sudo, "apt-get", "install", "-y", "-q", "--no-install-recommends", "bubblewrap"])
-    return True
+    return apt(("bwrap",), ("bubblewrap",))
 
 
 def main(argv=None):

@@ -78,10 +78,6 @@ class HiddenChecks:
                 self._expected[config.to_json()] = found
         return found
 
-    def forget(self, config):
-        with self.lock:
-            self._expected.pop(config.to_json(), None)
-
     def verdict(self, source, stdout, config):
         """(passed, text) of a check cell's printed observation, judged here."""
         from lrpkit import checks

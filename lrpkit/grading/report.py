@@ -72,15 +72,19 @@ def write_atomic(path, text):
         raise
 
 
+def csv_text(rows, fields):
+    """grades.csv's text for rows (dicts) already in order; a missing exercise counts 0."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n", restval="0")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
 def grades_csv(results):
     """grades.csv's text: one row per result, sorted by student id."""
-    buffer = io.StringIO()
-    results = list(results)
-    writer = csv.DictWriter(buffer, fieldnames=columns(results), lineterminator="\n", restval="0")
-    writer.writeheader()
-    for result in sorted(results, key=lambda r: r.student):
-        writer.writerow(result.row())
-    return buffer.getvalue()
+    results = sorted(results, key=lambda r: r.student)
+    return csv_text([result.row() for result in results], columns(results))
 
 
 def write_grades(out, results):

@@ -9,13 +9,12 @@ written (rows sorted by student id) and all feedback files.
 
 import csv
 import hashlib
-import io
 import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from lrpkit.grading.report import COLUMNS, TAIL, write_atomic
+from lrpkit.grading.report import COLUMNS, TAIL, csv_text, write_atomic
 
 MARKER = "shard.json"
 
@@ -92,18 +91,10 @@ def merge(folders, out):
         raise ShardError("the shards graded different exercises (--bonus in some only?)")
     out = Path(out)
     fields = next(iter(headers), COLUMNS)
-    text = _csv(sorted(rows, key=lambda row: row["student"]), fields)
+    text = csv_text(sorted(rows, key=lambda row: row["student"]), fields)
     write_atomic(out / "grades.csv", text)
     for folder, _, _ in parts:
         for path in sorted((folder / "feedback").glob("*.md")):
             (out / "feedback").mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, out / "feedback" / path.name)
     return len(rows)
-
-
-def _csv(rows, fields=COLUMNS):
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
