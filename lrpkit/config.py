@@ -277,6 +277,20 @@ def grading_model():
     return copy.deepcopy(base, memo=shared).eval()
 
 
+def gamma_model(model, gammas):
+    """model, changed in place: each convolution features[i] of gammas ({index: gamma}) keeps
+    its plain Conv2d but takes the weights w + gamma w+ and bias b + gamma b+. A different
+    network, not an LRP one: the model the checks hand lrp_relevance carries the
+    configuration's gamma per layer, so only a function that uses its lrpmodel argument
+    gets the expected relevance."""
+    with torch.no_grad():
+        for i, gamma in gammas.items():
+            conv = model.features[i]
+            conv.weight.add_(gamma * conv.weight.clamp(min=0))
+            conv.bias.add_(gamma * conv.bias.clamp(min=0))
+    return model
+
+
 def tiny_vgg(seed):
     """A small model shaped like VGG-16 (the same 31 layers of features, avgpool, three dense
     layers, 1000 classes) with TINY channels, seeded weights, float64, eval mode: a second,

@@ -381,13 +381,13 @@ def _relevance(obs, exp):
         "make it work for any LRP model, input and class given as arguments",
         REL_DTYPE,
     )
-    ref = exp["zb"]
-    R = tensor(obs, "R", ref, "lrp_relevance's result", REL_DTYPE, public="zb")
+    ref = exp["rel"]
+    R = tensor(obs, "R", ref, "lrp_relevance's result", REL_DTYPE, public="rel")
     error = rel(R, ref)
     if error < TOL:
         behaviour(obs, R, exp["zb_tiny"], exp["zb_tiny_c2"], REL, "lrpmodel", REL_ARGS, REL_DTYPE)
         return f"R = X*dX + L*dL + H*dH matches the reference ({PASS_TOL})"
-    x, l, h = exp["zb_x_sum"], exp["zb_l_sum"], exp["zb_h_sum"]  # noqa: E741
+    x, l, h = exp["rel_x_sum"], exp["rel_l_sum"], exp["rel_h_sum"]  # noqa: E741
     first_match(
         channel_sum(R),
         [
@@ -402,7 +402,7 @@ def _relevance(obs, exp):
             (x - l - h, "L * L.grad and H * H.grad are subtracted", "add them: all terms count"),
         ],
     )
-    stored_public(R, "zb", "lrp_relevance's result")
+    stored_public(R, "rel", "lrp_relevance's result")
     arguments_used(obs, R, REL, "lrpmodel", REL_ARGS)
     caller_unchanged(obs, "R", REL)
     raise Fail(

@@ -394,13 +394,16 @@ def observe_lrpmodel(lrpmodel, config=None):
 
 
 def observe_relevance(lrp_relevance, ConvPx, config=None):
-    """lrp_relevance on the stand-in with ConvPx on features[0] (only that layer is LRP's, so
-    this does not depend on Conv), the crop and c; then on a tiny VGG-shaped model with ConvPx,
-    twice on the same X, for class c2, and on an X that requires grad and carries a .grad."""
+    """lrp_relevance on the crop and class c, and on the stand-in with ConvPx on features[0]
+    and the config's gamma per layer in the weights of the plain convolutions above it
+    (config.gamma_model: this does not depend on Conv, and a function that ignores its lrpmodel
+    cannot match); then on a tiny VGG-shaped model with ConvPx, twice on the same X, for class
+    c2, and on an X that requires grad and carries a .grad."""
     config = config or cfg.Config.public()
     obs = {"size": config.size}
     X = cfg.grading_input(config)
-    model, tiny = cfg.grading_model(), cfg.tiny_vgg(config.probe_seed)
+    model = cfg.gamma_model(cfg.grading_model(), config.layer_gammas())
+    tiny = cfg.tiny_vgg(config.probe_seed)
     with quiet():
         with cfg.one_thread():
             _observe_convpx(obs, ConvPx, config)

@@ -7,8 +7,10 @@ VGG-16 (and the tiny VGG-shaped model of ``lrpkit.config``),
 
 - ``X`` the crop; ``gxi``: Gradient x Input of class c; ``lrp``: LRP (z^B on features[0],
   LRP-gamma with the config's gamma per layer); ``zb``: the relevance of the model with the
-  z^B rule on features[0] only (plain gradient elsewhere), with its X dX, L dL, H dH terms
-  summed over colour channels (``zb_x_sum`` ...);
+  z^B rule on features[0] only (plain gradient elsewhere); ``rel``: lrp_relevance's, the same
+  on the model the checks hand it, whose convolutions above the first carry the config's
+  gamma per layer in their weights (``relevance_model``), with its X dX, L dL, H dH terms
+  summed over colour channels (``rel_x_sum`` ...);
 - mistakes told apart: Gradient x Input of the softmax and of the top class (channel sums);
   ``gxi_tiny``, ``gxi_tiny_c2``, ``zb_tiny``, ``zb_tiny_c2``: on the tiny model, classes c, c2;
 - the probe layers' outputs and gradients, right and of typical mistakes (``px_*``, ``conv_*``);
@@ -22,6 +24,7 @@ sha256, versions). The checks refuse to judge when the stand-in or the input bui
 machine differs from the recorded one (torch, numpy or OpenCV changed).
 """
 
+import copy
 import json
 import platform
 import time
@@ -60,6 +63,13 @@ def zb_terms(model, X, c):
         out = model.classifier(torch.flatten(model.avgpool(a), 1))
         dX, dL, dH = torch.autograd.grad(out[0, c], (X, L, H))
     return X.detach() * dX, L.detach() * dL, H.detach() * dH
+
+
+def relevance_model(model, config):
+    """A copy of model (dense weights shared) with the config's gamma per layer in its
+    convolutions' weights (config.gamma_model): the model the checks hand lrp_relevance."""
+    shared = {id(p): p for p in model.classifier.parameters()}
+    return cfg.gamma_model(copy.deepcopy(model, memo=shared), config.layer_gammas())
 
 
 def gxi_variants(model, X, c):
@@ -133,7 +143,7 @@ def expected(config, model64=None, pixels=None):
     c, c2 = config.c, config.c2
     tiny = cfg.tiny_vgg(config.probe_seed)
     gxi, softmax, top = gxi_variants(model, X, c)
-    x, l, h = zb_terms(model, X, c)  # noqa: E741
+    x, l, h = zb_terms(relevance_model(model, config), X, c)  # noqa: E741
     with cfg.one_thread():
         small = {
             "gxi_tiny": lrp.gradient_x_input(tiny, X, c),
@@ -148,10 +158,11 @@ def expected(config, model64=None, pixels=None):
         "gxi_softmax_sum": softmax.sum(0),
         "gxi_top_sum": top.sum(0),
         "lrp": lrp.lrp(model, X, c, gammas=config.layer_gammas()),
-        "zb": x + l + h,
-        "zb_x_sum": x.sum(1)[0],
-        "zb_l_sum": l.sum(1)[0],
-        "zb_h_sum": h.sum(1)[0],
+        "zb": sum(zb_terms(model, X, c)),
+        "rel": x + l + h,
+        "rel_x_sum": x.sum(1)[0],
+        "rel_l_sum": l.sum(1)[0],
+        "rel_h_sum": h.sum(1)[0],
     } | small
     arrays = {k: v.detach().cpu().numpy() for k, v in results.items()}
     return arrays | {"castle_pixels": numpy.asarray(pixels, dtype=numpy.uint8)}
@@ -164,25 +175,29 @@ def _sums(exp, name):
 def degenerate(config, exp):
     """Why the checks could not tell results apart for this configuration, or None."""
     rel = lambda a, b: float(numpy.linalg.norm(a - b) / numpy.linalg.norm(b))  # noqa: E731
-    for name in ("gxi", "lrp", "zb", "gxi_tiny", "gxi_tiny_c2", "zb_tiny", "zb_tiny_c2"):
+    for name in ("gxi", "lrp", "zb", "rel", "gxi_tiny", "gxi_tiny_c2", "zb_tiny", "zb_tiny_c2"):
         if not numpy.abs(exp[name]).sum() or not numpy.isfinite(exp[name]).all():
             return f"{name} is zero or not finite"
-    x, l, h = exp["zb_x_sum"], exp["zb_l_sum"], exp["zb_h_sum"]  # noqa: E741
+    x, l, h = exp["rel_x_sum"], exp["rel_l_sum"], exp["rel_h_sum"]  # noqa: E741
     gxi, X = exp["gxi"], exp["X"]
     groups = {
         "gxi": [gxi, -gxi, X, gxi * X, exp["gxi_tiny"]],
         "gxi sums": [_sums(exp, "gxi"), exp["gxi_softmax_sum"], exp["gxi_top_sum"]],
         "gxi tiny": [exp["gxi_tiny"], exp["gxi_tiny_c2"]],
-        "zb": [exp["zb"], exp["zb_tiny"]],
+        "rel": [exp["rel"], exp["zb"], exp["zb_tiny"]],
         "zb tiny": [exp["zb_tiny"], exp["zb_tiny_c2"]],
-        "zb sums": [x + l + h, x, x + l, x + h, l + h, x - l - h, _sums(exp, "lrp")],
+        "rel sums": [x + l + h, x, x + l, x + h, l + h, x - l - h, _sums(exp, "lrp")],
+        "zb sums": [_sums(exp, "zb"), _sums(exp, "lrp")],
         "conv": [v for k, v in exp.items() if k.startswith("conv_grad")],
     }
     public = cfg.Config.public()
     if config != public:
         try:
             stored = cfg._arrays()
-            groups |= {"public gxi": [gxi, stored["gxi"]], "public zb": [exp["zb"], stored["zb"]]}
+            groups |= {
+                "public gxi": [gxi, stored["gxi"]],
+                "public rel": [exp["rel"], stored["rel"]],
+            }
         except cfg.StaleReferences:
             pass
     for name, results in groups.items():

@@ -369,7 +369,7 @@ RELEVANCE_MISTAKES = {
     ),
 }
 RELEVANCE_HIDDEN_MISTAKES = {
-    "stored result": (lambda m, X, c: stored("zb"), "stored reference"),
+    "stored result": (lambda m, X, c: stored("rel"), "stored reference"),
 }
 
 

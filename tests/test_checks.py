@@ -111,7 +111,7 @@ def test_grading_configuration_is_the_recorded_one(standin, X):
     assert Xc.dtype == torch.float64 and Xc.shape == (1, 3, size, size)
     assert torch.equal(Xc, X[:, :, top : top + size, top : top + size].double())
     assert torch.equal(ref("X"), Xc)
-    for name in ("gxi", "lrp", "zb"):
+    for name in ("gxi", "lrp", "zb", "rel"):
         assert ref(name).shape == Xc.shape
 
 
@@ -157,9 +157,17 @@ def test_stored_relevance_equals_reference_implementation(standin64, Xc):
 
 @pytest.mark.slow
 def test_stored_first_layer_relevance_equals_notebook_code(standin64, Xc):
-    """The z^B-only models' relevance (stand-in, tiny), by the notebook's ConvPx and terms."""
+    """The z^B-only models' relevance (stand-in, tiny, and the stand-in with the public gamma
+    per layer written literally into its convolutions' weights), by the notebook's ConvPx and
+    terms."""
     tiny = cfg.tiny_vgg(PUBLIC.probe_seed)
-    for model, name, c in ((standin64, "zb", PUBLIC.c), (tiny, "zb_tiny_c2", PUBLIC.c2)):
+    gammas = copy.deepcopy(standin64)
+    for i, gamma in PUBLIC.layer_gammas().items():
+        w, b = gammas.features[i].weight, gammas.features[i].bias
+        gammas.features[i].weight = torch.nn.Parameter(w + gamma * torch.relu(w))
+        gammas.features[i].bias = torch.nn.Parameter(b + gamma * torch.relu(b))
+    cases = (standin64, "zb", PUBLIC.c), (gammas, "rel", PUBLIC.c), (tiny, "zb_tiny_c2", PUBLIC.c2)
+    for model, name, c in cases:
         model = copy.deepcopy(model)
         model.features[0] = ConvPx(model.features[0])
         L, H = utils.bounds(Xc)
@@ -167,8 +175,8 @@ def test_stored_first_layer_relevance_equals_notebook_code(standin64, Xc):
         model.forward((X, L, H))[0, c].backward()
         terms = [(t * t.grad).detach() for t in (X, L, H)]
         assert rel(ref(name), sum(terms)) < FRESH_TOL
-    x_l_h = references.zb_terms(standin64, Xc, PUBLIC.c)
-    for name, term in zip(("zb_x_sum", "zb_l_sum", "zb_h_sum"), x_l_h, strict=True):
+    x_l_h = references.zb_terms(gammas, Xc, PUBLIC.c)
+    for name, term in zip(("rel_x_sum", "rel_l_sum", "rel_h_sum"), x_l_h, strict=True):
         assert rel(ref(name), term.sum(1)[0]) < FRESH_TOL
 
 

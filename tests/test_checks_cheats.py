@@ -5,10 +5,13 @@ explorer's engine, the checks' own computations) and fail it, on the public conf
 and on hidden ones; a stored array matches no hidden configuration.
 """
 
+import dataclasses
+
 import pytest
 from check_cases import ConvPx, gradient_x_input, lrp_relevance
 
 from lrpkit import checks, explorer, observe, references
+from lrpkit import config as cfg
 from lrpkit.config import Config
 
 SECRET = b"a course secret for the cheat tests"
@@ -50,6 +53,7 @@ def test_returning_the_stored_arrays_fails_on_a_hidden_configuration(drawn):
     stored = checks.stored()
     for name, key, args in (
         ("check_gradient_x_input", "gxi", ()),
+        ("check_relevance", "rel", (ConvPx,)),
         ("check_relevance", "zb", (ConvPx,)),
     ):
         array = checks.torch.from_numpy(stored[key])
@@ -72,3 +76,39 @@ def test_the_solutions_still_pass_with_the_tripwire_on(drawn):
         text = checks.observation(name, fn, *args, config=config)
         ok, line = checks.verdict(name, checks.decode_observation(text), expected)
         assert ok, line
+
+
+def public_handed_model():
+    """The model the self-check hands lrp_relevance on the public configuration, rebuilt as a
+    student could from the shipped code: the stand-in, the public gamma per layer, ConvPx."""
+    model = cfg.gamma_model(cfg.grading_model(), Config.public().layer_gammas())
+    model.features[0] = ConvPx(model.features[0])
+    return model.eval()
+
+
+def relevance_on_its_own_model(lrpmodel, X, c):
+    """Honest on small models (the checks' tiny one), but VGG-16 is always the public one."""
+    big = lrpmodel.features[2].in_channels == 64
+    return lrp_relevance(public_handed_model() if big else lrpmodel, X, c)
+
+
+def test_relevance_that_ignores_the_handed_model_fails_on_hidden_gammas(drawn):
+    """The model handed to lrp_relevance carries the configuration's gamma per layer, so a
+    function that swaps in another VGG-16 matches on the public configuration only."""
+    config, expected = drawn
+    public = Config.public()
+    assert config.gammas != public.gammas
+    for where, exp, passes in ((public, checks.stored(), True), (config, expected, False)):
+        text = checks.observation(
+            "check_relevance", relevance_on_its_own_model, ConvPx, config=where
+        )
+        ok, line = checks.verdict("check_relevance", checks.decode_observation(text), exp)
+        assert ok is passes, line
+    assert "differs from the reference" in line, line
+    # the same hidden crop and class with the public gammas: only the gammas tell them apart
+    same = dataclasses.replace(config, gammas=public.gammas)
+    text = checks.observation("check_relevance", relevance_on_its_own_model, ConvPx, config=same)
+    ok, line = checks.verdict(
+        "check_relevance", checks.decode_observation(text), references.expected(same)
+    )
+    assert ok, line
