@@ -252,9 +252,20 @@ def _sample(model):
     return torch.cat([p.detach().reshape(-1)[::997].double() for p in model.parameters()])
 
 
+#: set by the grader's guard cell (never by students): a function returning the stand-in's
+#: weights in float64, converted once per grading run and memory-mapped, so no kernel
+#: converts 1.1 GB of weights and all of them share the pages.
+STANDIN64 = None
+
+
 @functools.cache
 def _model():
     """The grading model: the stand-in in float64, parameters frozen; a sample of its weights."""
+    if STANDIN64 is not None:
+        model = utils._empty_vgg16()
+        model.load_state_dict(STANDIN64(), assign=True)
+        model = model.eval().requires_grad_(False)
+        return model, _sample(model)
     model = standin()
     if fingerprint(model.state_dict()) != _meta()["standin_fingerprint"]:
         raise stale("The stand-in VGG-16 built here")

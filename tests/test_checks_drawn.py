@@ -244,6 +244,43 @@ def same_size():
     return config, exp
 
 
+@pytest.mark.slow
+def test_expected_on_one_pixel_equals_expected_on_the_whole_model(monkeypatch, drawn):
+    """expected() runs VGG-16 as OnePixel on drawn crops (32-63 pixels): the same results as
+    the whole model, to float64 rounding."""
+    config, exp = drawn
+    monkeypatch.setattr(references, "one_pixel", lambda model: model)
+    whole = references.expected(config)
+    assert set(whole) == set(exp)
+    for name, value in whole.items():
+        if numpy.abs(value).sum():
+            assert numpy.linalg.norm(exp[name] - value) <= 1e-12 * numpy.linalg.norm(value), name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("size", [32, 63, 64])
+def test_one_pixel_is_vgg16_on_32_to_63_pixels(standin64, size):
+    """Logits and input gradients of OnePixel and the whole model; other sizes refused."""
+    model = references.OnePixel(standin64)
+    assert model.features is standin64.features and not model.training
+    X = torch.randn(
+        2, 3, size, size, dtype=torch.float64, generator=torch.Generator().manual_seed(7)
+    )
+    if size == 64:
+        with pytest.raises(ValueError, match="inputs of 32-63 pixels"):
+            model(X)
+        return
+    grads = []
+    for m in (standin64, model):
+        Xg = X.clone().requires_grad_(True)
+        out = m(Xg)
+        (grad,) = torch.autograd.grad(out[:, 483].sum(), Xg)
+        grads.append((out.detach(), grad))
+    (out, grad), (out1, grad1) = grads
+    assert (out1 - out).norm() <= 1e-12 * out.norm()
+    assert (grad1 - grad).norm() <= 1e-12 * grad.norm()
+
+
 def test_expected_keys_and_shapes_follow_the_config(drawn):
     config, exp = drawn
     probes = {k for k in exp if k.startswith("conv_grad_gamma")}

@@ -43,6 +43,29 @@ class HiddenChecks:
         self.lock = threading.Lock()
         self._model = None
         self._expected = {}  # Config JSON -> expected arrays
+        self._ahead = {}  # student -> Future of _config(student), from prefetch
+        self._pool = None
+
+    def prefetch(self, students):
+        """Draw the students' configurations and compute their expected results in order, in
+        a thread of their own, while kernels run (much of a kernel's time is one thread
+        importing torch): config() then waits for them instead of computing them."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with self.lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="lrpkit-expected")
+            for student in students:
+                if student not in self._ahead:
+                    self._ahead[student] = self._pool.submit(self._config, student)
+
+    def close(self):
+        """Stop computing ahead (configurations not started yet are dropped)."""
+        with self.lock:
+            pool, self._pool = self._pool, None
+            self._ahead.clear()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def model(self):
         """The stand-in in float64, frozen: made once per grading run (~2 s, 1.1 GB)."""
@@ -55,6 +78,13 @@ class HiddenChecks:
 
     def config(self, student):
         """The configuration a student is graded on, with its expected results computed."""
+        with self.lock:
+            ahead = self._ahead.get(student)
+        if ahead is not None and not ahead.cancelled():
+            return ahead.result()
+        return self._config(student)
+
+    def _config(self, student):
         from lrpkit import references
         from lrpkit.config import Config
 

@@ -54,8 +54,9 @@ def kernel_call(source, function, **parameters):
     return f"{source}\n\n{function}(get_ipython(){arguments})\ndel {function}\n"
 
 
-def prelude_cell(cache=None):
-    return PRELUDE_HEADER + kernel_call(PRELUDE, "_lrpkit_prelude", cache=str(cache or ""))
+def prelude_cell(cache=None, cache64=None):
+    paths = {"cache": str(cache or ""), "cache64": str(cache64 or "")}
+    return PRELUDE_HEADER + kernel_call(PRELUDE, "_lrpkit_prelude", **paths)
 
 
 def guard_cell(sandbox, check, config=None):
@@ -85,11 +86,12 @@ def _check_cell(check, number, hidden=False):
     return cell
 
 
-def graded_notebook(sub, checks, sandbox, cache=None, skip=frozenset(), config=None):
-    """The notebook nbval runs for a parsed submission, and the role of each code cell."""
+def graded_notebook(sub, checks, sandbox, cache=None, skip=frozenset(), config=None, cache64=None):
+    """The notebook nbval runs for a parsed submission, and the role of each code cell.
+    ``cache``, ``cache64``: the stand-in weights and their float64 copy (runner)."""
     new = nbformat.v4.new_code_cell
     ignore = {"tags": [IGNORE_OUTPUT]}
-    cells = [new(prelude_cell(cache), metadata=ignore)]
+    cells = [new(prelude_cell(cache, cache64), metadata=ignore)]
     roles = [Role("prelude")]
     for cell in sub.cells:
         if normal(cell.source) in skip:

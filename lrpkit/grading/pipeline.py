@@ -23,9 +23,10 @@ from lrpkit.grading.runner import (
     CELL_TIMEOUT,
     TIMEOUT,
     Grader,
+    float64_path,
     force_rmtree,
     kill_token,
-    make_standin_cache,
+    restore_standin,
 )
 from lrpkit.grading.scoring import Result, score
 from lrpkit.grading.submissions import discover, parse
@@ -141,8 +142,9 @@ def grade_alone(grader, book, watch, keys):
 
 def watch_files(root, submissions, course, standin_cache, out):
     """A Watch over the files no submission may change; changed ones go to out/changed-files."""
-    paths = protected_paths(root, submissions) + ([Path(standin_cache)] if standin_cache else [])
-    restore_big = partial(make_standin_cache, course=course)
+    paths = protected_paths(root, submissions)
+    paths += [Path(standin_cache), float64_path(standin_cache)] if standin_cache else []
+    restore_big = partial(restore_standin, course=course)
     return Watch(paths, restore_big=restore_big, quarantine=Path(out) / "changed-files")
 
 
@@ -201,6 +203,9 @@ def grade(
         )
         if grader.cache is not None and standin_cache is None:
             watch.add(grader.cache)
+            watch.add(grader.cache64)
+        if hidden is not None:
+            hidden.prefetch(book.subs[key].student for key in book.gradable())
         suspects = grade_in_parallel(grader, book, watch, workers, progress)
         grade_alone(grader, book, watch, suspects)
     except BaseException:
@@ -209,6 +214,8 @@ def grade(
         book.interrupt()
         raise
     finally:
+        if hidden is not None:
+            hidden.close()
         watch.verify()
         if own_workdir and not keep:
             force_rmtree(workdir)

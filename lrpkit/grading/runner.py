@@ -263,22 +263,49 @@ def same(path, data):
         return False
 
 
-def make_standin_cache(path, course=None):
-    """Write the stand-in weights once (utils.standin_state_dict takes ~2 s per call)."""
+def float64_path(path):
+    """Where the float64 copy of the stand-in weights at path is kept (beside them)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    code = "import sys, torch, utils; torch.save(utils.standin_state_dict(), sys.argv[1] + '.part')"
+    return path.with_name(f"{path.stem}.float64{path.suffix}")
+
+
+def make_standin_cache(path, course=None):
+    """Write the stand-in weights once (utils.standin_state_dict takes ~2 s per call), and
+    beside them (float64_path) their float64 copy for the checks: every kernel memory-maps
+    both (lrpkit.grading.kernel.prelude), so none converts 1.1 GB of weights."""
+    path = Path(path)
+    _write_standin({path: "float32", float64_path(path): "float64"}, course)
+    return path
+
+
+def restore_standin(path, course=None):
+    """Make one of the two files of make_standin_cache again (which one: by its name)."""
+    path = Path(path)
+    _write_standin({path: "float64" if path.stem.endswith(".float64") else "float32"}, course)
+
+
+def _write_standin(paths, course):
+    """{path: dtype}: the stand-in weights in that dtype at each path, made by the course's own
+    utils.py (the one the sandboxes get) in a process of their own."""
+    code = (
+        "import sys, torch, utils; s = utils.standin_state_dict()\n"
+        "for path, dtype in zip(sys.argv[1::2], sys.argv[2::2]):\n"
+        "    t = getattr(torch, dtype)\n"
+        "    torch.save({k: v.to(t) for k, v in s.items()}, path + '.part')\n"
+    )
+    folder = next(iter(paths)).parent
+    folder.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     if course is not None and "utils.py" in course.files:
-        # Make it from the very utils.py the sandboxes get.
-        src = path.parent / "standin-src"
+        src = folder / "standin-src"
         src.mkdir(exist_ok=True)
         (src / "utils.py").write_bytes(course.files["utils.py"])
         env["PYTHONPATH"] = str(src)
-    subprocess.run([sys.executable, "-c", code, str(path)], env=env, check=True, cwd=path.parent)
-    os.replace(str(path) + ".part", path)
-    path.chmod(0o444)
-    return path
+    argv = [str(x) for item in paths.items() for x in item]
+    subprocess.run([sys.executable, "-c", code, *argv], env=env, check=True, cwd=folder)
+    for path in paths:
+        os.replace(f"{path}.part", path)
+        path.chmod(0o444)
 
 
 class Grader:
@@ -314,10 +341,11 @@ class Grader:
         self.token_prefix = uuid.uuid4().hex
         self.lock = threading.Lock()
         self.jobs = 0  # runs started so far, numbering their folders and tokens
-        self.cache = None
+        self.cache = self.cache64 = None
         if course.standin:
             self.cache = Path(standin_cache) if standin_cache else self.workdir / STANDIN_FILE
-            if not self.cache.is_file():
+            self.cache64 = float64_path(self.cache)
+            if not (self.cache.is_file() and self.cache64.is_file()):
                 make_standin_cache(self.cache, course)
         self.mpl = self.workdir / "mplconfig"
         if not self.mpl.is_dir():
@@ -377,7 +405,7 @@ class Grader:
         course = self.course
         config = self.hidden.config(sub.student) if self.hidden is not None else None
         graded = graded_notebook(
-            sub, course.checks, folders.sandbox, self.cache, course.skip, config
+            sub, course.checks, folders.sandbox, self.cache, course.skip, config, self.cache64
         )
         nbformat.write(graded.notebook, str(folders.notebook))
         written = {
@@ -437,7 +465,7 @@ class Grader:
         the kit's own folder (solutions, reference LRP, course secret) or the grader's home."""
         kit = {name.split("/")[0] for name in self.course.files}  # utils.py, lrpkit, data
         readonly = [folders.control, folders.notebook, *(folders.sandbox / top for top in kit)]
-        readonly += [self.cache] if self.cache else []
+        readonly += [self.cache, self.cache64] if self.cache else []
         return Sandbox(folders.sandbox, readonly, self.limits, env, hidden=[ROOT])
 
     def _wait(self, proc, token):

@@ -73,6 +73,7 @@ def kernel(tmp_path, monkeypatch):
     )
     cache = tmp_path / "standin.pt"
     torch.save({"w": torch.arange(3.0)}, cache)
+    torch.save({"w": torch.ones(2, dtype=torch.float64)}, tmp_path / "standin.float64.pt")
     modules, meta_path, path_hooks = dict(sys.modules), list(sys.meta_path), list(sys.path_hooks)
     monkeypatch.syspath_prepend(str(sandbox))  # put back by monkeypatch
     for name in [n for n in sys.modules if n in ("utils", "lrpkit") or n.startswith("lrpkit.")]:
@@ -80,7 +81,10 @@ def kernel(tmp_path, monkeypatch):
     sys.meta_path.insert(0, EditableFinder())
     sys.modules["__editable___kit_finder"] = types.ModuleType("__editable___kit_finder")
     try:
-        yield types.SimpleNamespace(shell=shell, sandbox=sandbox, cache=cache, tmp_path=tmp_path)
+        cache64 = tmp_path / "standin.float64.pt"
+        yield types.SimpleNamespace(
+            shell=shell, sandbox=sandbox, cache=cache, cache64=cache64, tmp_path=tmp_path
+        )
     finally:
         for name in set(sys.modules) - set(modules):
             del sys.modules[name]
@@ -91,7 +95,7 @@ def kernel(tmp_path, monkeypatch):
 
 def test_prelude_keeps_pristine_state_and_cuts_off_the_editable_install(kernel, monkeypatch):
     kernel_streams(monkeypatch)
-    _lrpkit_prelude(kernel.shell, cache=str(kernel.cache))
+    _lrpkit_prelude(kernel.shell, cache=str(kernel.cache), cache64=str(kernel.cache64))
     pristine = sys.modules["_lrpkit_pristine"]
     assert pristine.builtins["print"] is print and pristine.streams[0] is sys.stdout
     assert set(pristine.stream_methods) == {"write", "flush"}
@@ -103,11 +107,12 @@ def test_prelude_keeps_pristine_state_and_cuts_off_the_editable_install(kernel, 
     utils = sys.modules["utils"]
     assert utils.__file__ == str(kernel.sandbox / "utils.py")
     assert torch.equal(utils.standin_state_dict()["w"], torch.arange(3.0))
+    assert torch.equal(pristine.standin64()["w"], torch.ones(2, dtype=torch.float64))
 
 
 def test_guard_undoes_patches_and_binds_fresh_checks(kernel, monkeypatch):
     kernel_streams(monkeypatch)
-    _lrpkit_prelude(kernel.shell, cache=str(kernel.cache))
+    _lrpkit_prelude(kernel.shell, cache=str(kernel.cache), cache64=str(kernel.cache64))
     pristine = sys.modules["_lrpkit_pristine"]
     stdout, write = sys.stdout, Stream.write
     ns = kernel.shell.user_ns
@@ -133,6 +138,7 @@ def test_guard_undoes_patches_and_binds_fresh_checks(kernel, monkeypatch):
     assert ns["utils"] is sys.modules["utils"] and ns["Conv"] == "the student's"
     assert ns["__builtins__"] is builtins
     assert ns["utils"].standin_state_dict is pristine.standin
+    assert checks.STANDIN64 is pristine.standin64, "the checks' model: the float64 copy"
 
     # the next guard imports the checks afresh but shares their cached model
     model = checks._model()
@@ -144,6 +150,7 @@ def test_guard_refuses_checks_that_are_not_the_sandboxs_copy(kernel, monkeypatch
     kernel_streams(monkeypatch)
     _lrpkit_prelude(kernel.shell)
     assert sys.modules["_lrpkit_pristine"].standin is None
+    assert sys.modules["_lrpkit_pristine"].standin64 is None
     other = sandbox_with_kit(kernel.tmp_path / "other")
     with pytest.raises(RuntimeError, match="utils is not the grader's copy"):
         _lrpkit_guard(kernel.shell, sandbox=str(other), names=["checks"])

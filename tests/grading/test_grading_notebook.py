@@ -66,7 +66,7 @@ def test_unchanged_display_cells_are_skipped(tiny, tmp_path):
 def test_kernel_cells_carry_the_kernel_modules_and_their_parameters(tiny, tmp_path):
     """The prelude and guard cells hold the files' text verbatim and call them with literals."""
     [check, *_] = load_course(tiny).checks
-    prelude = prelude_cell(tmp_path / "standin.pt")
+    prelude = prelude_cell(tmp_path / "standin.pt", tmp_path / "standin.float64.pt")
     guard = guard_cell(tmp_path / "box", check)
     assert (KERNEL / "prelude.py").read_text() in prelude
     assert (KERNEL / "guard.py").read_text() in guard
@@ -76,7 +76,10 @@ def test_kernel_cells_carry_the_kernel_modules_and_their_parameters(tiny, tmp_pa
         calls[call.value.func.id] = {k.arg: ast.literal_eval(k.value) for k in call.value.keywords}
         assert [t.id for t in delete.targets] == [call.value.func.id]
     assert calls == {
-        "_lrpkit_prelude": {"cache": str(tmp_path / "standin.pt")},
+        "_lrpkit_prelude": {
+            "cache": str(tmp_path / "standin.pt"),
+            "cache64": str(tmp_path / "standin.float64.pt"),
+        },
         "_lrpkit_guard": {
             "sandbox": str(tmp_path / "box"),
             "names": ["checks", "gradient_x_input"],

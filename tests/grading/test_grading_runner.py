@@ -1,14 +1,25 @@
 """Running one submission (lrpkit.grading.runner): the command line, the time limit, killing."""
 
+import functools
 import os
 import time
 from pathlib import Path
 
+import torch
 from crafting import CELL_TIMEOUT, code, good_cells, nb_bytes, write_submissions
 
+import utils
+from lrpkit import config
 from lrpkit.grading.course import load_course
 from lrpkit.grading.pipeline import grade
-from lrpkit.grading.runner import PLUGIN_NAME, RunFolders, kernel_command
+from lrpkit.grading.runner import (
+    PLUGIN_NAME,
+    RunFolders,
+    float64_path,
+    kernel_command,
+    make_standin_cache,
+    restore_standin,
+)
 
 
 def test_kernel_command_runs_nbval_inside_the_sandbox(monkeypatch):
@@ -76,3 +87,37 @@ def test_per_submission_timeout_kills_everything(tiny, tmp_path):
         except psutil.Error:
             pass
     assert not leftovers, "a process the submission started survived"
+
+
+def test_standin_cache_holds_the_weights_and_the_checks_float64_copy(tmp_path, monkeypatch):
+    """The stand-in weights as utils makes them and, beside them, their float64 conversion,
+    on which the checks' model is then built (memory-mapped, no conversion in the kernel);
+    asked to remake either file, both are made again."""
+    state = utils.standin_state_dict()
+    path = make_standin_cache(tmp_path / "standin.pt")
+    assert float64_path(path) == tmp_path / "standin.float64.pt"
+    cache = torch.load(path, mmap=True, weights_only=True)
+    cache64 = torch.load(float64_path(path), mmap=True, weights_only=True)
+    assert list(cache) == list(cache64) == list(state)
+    for name, value in state.items():
+        assert torch.equal(cache[name], value)
+        assert cache64[name].dtype == torch.float64 and torch.equal(cache64[name], value.double())
+    converted = config._model()[0]
+    monkeypatch.setattr(config, "STANDIN64", lambda: cache64)
+    monkeypatch.setattr(config, "_model", functools.cache(config._model.__wrapped__))
+    mapped = config._model()[0]
+    assert mapped is not converted and not mapped.training
+    for (name, p), q in zip(mapped.named_parameters(), converted.parameters(), strict=True):
+        assert p.dtype == torch.float64 and not p.requires_grad and torch.equal(p, q), name
+    X = config.grading_input()
+    assert torch.equal(config.grading_model()(X), converted(X))
+    for remade in (path, float64_path(path)):  # restored one at a time, the other kept
+        other = float64_path(path) if remade == path else path
+        kept = other.stat().st_ino
+        remade.chmod(0o644)
+        remade.write_bytes(b"changed")
+        restore_standin(remade)
+        assert other.stat().st_ino == kept
+        again = torch.load(remade, weights_only=True)["features.0.weight"]
+        assert torch.equal(again, state["features.0.weight"].to(again.dtype))
+        assert again.dtype == (torch.float32 if remade == path else torch.float64)

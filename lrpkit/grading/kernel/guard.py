@@ -46,6 +46,8 @@ def _lrpkit_guard(shell, sandbox, names, config=None):
     # copy the model per check). The references (_arrays) stay fresh from disk.
     home = sys.modules.get("lrpkit.config", checks)
     if not hasattr(pristine, "caches"):
+        if getattr(pristine, "standin64", None) is not None:  # the first _model() loads it
+            home.STANDIN64 = pristine.standin64
         pristine.caches = {
             k: getattr(home, k)
             for k in ("_model", "_X")

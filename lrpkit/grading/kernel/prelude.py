@@ -6,10 +6,11 @@ in the student's namespace for that moment. Everything it needs is imported insi
 """
 
 
-def _lrpkit_prelude(shell, cache=""):
+def _lrpkit_prelude(shell, cache="", cache64=""):
     """Store pristine builtins, streams and import machinery in ``sys.modules["_lrpkit_pristine"]``,
     cut the kernel off the instructor's editable install, and hand the stand-in weights from the
-    grader's shared copy at ``cache`` (when given) to utils."""
+    grader's shared copy at ``cache`` (when given) to utils, and their float64 copy at
+    ``cache64`` to the checks (through the guard)."""
     import builtins
     import sys
     import types
@@ -31,11 +32,12 @@ def _lrpkit_prelude(shell, cache=""):
     # Nobody looks at the figures: show them as text, saving the PNG rendering.
     for mime in ("image/png", "image/jpeg", "image/svg+xml", "application/pdf"):
         shell.display_formatter.formatters[mime].enabled = False
-    pristine.standin = None
+    pristine.standin = pristine.standin64 = None
     if cache:
 
         def standin(path=cache):
-            """The stand-in weights from the grader's copy: the bits utils makes."""
+            """The stand-in weights from the grader's copy (the bits utils makes), or (cache64)
+            the checks' float64 copy of them; memory-mapped, so the kernels share the pages."""
             import torch
 
             return torch.load(path, mmap=True, weights_only=True)
@@ -43,4 +45,6 @@ def _lrpkit_prelude(shell, cache=""):
         import utils
 
         pristine.standin = utils.standin_state_dict = standin
+        if cache64:
+            pristine.standin64 = lambda: standin(cache64)
     sys.modules["_lrpkit_pristine"] = pristine
