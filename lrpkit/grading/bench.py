@@ -8,10 +8,15 @@ unconfined (``--no-sandbox``) with 2, in one run. It prints the seconds per subm
 the targets (sandboxed: <= 3 s with 2 workers, <= 5 s with 1; the sandbox's own overhead
 <= 10 %) and exits 1 when one is missed or a grade is wrong. The stand-in weights are written
 once beforehand (a grading run does that once) and reported apart.
+
+``--profile correct`` (or ``only3``, ``none``) shows instead where one submission's time goes:
+seconds per cell of its graded notebook, each cell's role beside it.
 """
 
 import argparse
+import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -21,7 +26,15 @@ from lrpkit import config, student
 from lrpkit.benchtools import MISSED, Target, header, report
 from lrpkit.grading.course import load_course
 from lrpkit.grading.pipeline import grade
-from lrpkit.grading.runner import STANDIN_FILE, make_standin_cache
+from lrpkit.grading.runner import (
+    STANDIN_FILE,
+    Grader,
+    ResultPipe,
+    RunFolders,
+    kernel_command,
+    make_standin_cache,
+)
+from lrpkit.grading.submissions import discover, parse
 
 #: (workers, sandboxed) -> seconds per submission at most (None: measured only)
 TARGETS = {(2, True): 3.0, (1, True): 5.0, (2, False): None}
@@ -72,10 +85,61 @@ def run(submissions, workers, sandbox, course, cache, out):
     return time.monotonic() - started, results
 
 
+def profile(variant, base, course, cache):
+    """Where one submission's time goes: seconds per cell of its graded notebook (pytest
+    --durations), unsandboxed, on one thread as with 2 workers, beside each cell's role."""
+    make_submissions(base / "profiled", 1)
+    [sub] = [parse(s) for s in discover(base / "profiled") if s.student == f"{variant}01"]
+    grader = Grader(course, base / "work", standin_cache=cache, keep=True, sandbox=False)
+    run = grader.run(sub)
+    [job] = (base / "work" / "jobs").iterdir()
+    folders = RunFolders(job / "box", job / "ctl")
+    argv, env = kernel_command(folders, "profile", grader.cell_timeout, threads=1)
+    pipe = ResultPipe()
+    env.update(pipe.environment())
+    argv = [a for a in argv if a not in ("-q", "--tb=no")] + ["-q", "--durations=0"]
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        argv,
+        cwd=folders.control,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        pass_fds=pipe.pass_fds,
+    )
+    pipe.start_reading()
+    out = proc.communicate()[0]
+    total = time.monotonic() - started
+    seconds = {}
+    for when, number in re.findall(r"^([0-9.]+)s \w+ +\S+::Cell (\d+)$", out, re.M):
+        seconds[int(number)] = seconds.get(int(number), 0.0) + float(when)
+    print(f"{variant}01: graded in {run.seconds:.2f} s; profiled again in {total:.2f} s:")
+    for number, role in enumerate(run.roles):
+        what = role.label or (role.check.source.strip() if role.check else "")
+        what = what or "kernel start-up; imports torch, torchvision, utils"
+        print(f"{seconds.get(number, 0.0):6.2f} s  {role.kind:<8} {what[:60]}")
+    rest = total - sum(seconds.values())
+    print(f"{rest:6.2f} s  starting pytest and nbval, ending the kernel")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m lrpkit.grading.bench", description=__doc__)
     parser.add_argument("--copies", type=int, default=1, help="submissions of each variant")
+    parser.add_argument(
+        "--profile",
+        choices=list(VARIANTS),
+        help="instead: seconds per cell of one submission of this variant",
+    )
     args = parser.parse_args(argv)
+    if args.profile:
+        base = Path(tempfile.mkdtemp(prefix="lrpkit-grade-profile-"))
+        try:
+            course = load_course()
+            profile(args.profile, base, course, make_standin_cache(base / STANDIN_FILE, course))
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+        return 0
     base = Path(tempfile.mkdtemp(prefix="lrpkit-grade-bench-"))
     print(header())
     try:

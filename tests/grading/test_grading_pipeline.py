@@ -264,3 +264,16 @@ def test_real_feedback_gives_each_checks_verdict(real):
     assert "FAIL check_conv" in text and "NotImplementedError" in text
     n_checks = len(load_checks(ROOT / "notebooks" / "solutions"))
     assert text.count("- ex3 check") + text.count("- ex4 check") == n_checks
+
+
+@pytest.mark.slow
+def test_the_benchmark_profile_gives_each_graded_cell_its_seconds(capsys):
+    """``python -m lrpkit.grading.bench --profile none``: one line per cell of the graded
+    notebook, in order, with its role; the kernel's start-up and imports take time."""
+    assert bench.main(["--profile", "none"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if " s  " in line]
+    kinds = [row[2] for row in rows[:-1]]
+    assert kinds[0] == "prelude" and "student" in kinds
+    assert kinds.count("guard") == kinds.count("check") >= 4
+    assert rows[-1][2:4] == ["starting", "pytest"]
+    assert float(rows[0][0]) > 0.5 and all(float(row[0]) >= 0 for row in rows)
