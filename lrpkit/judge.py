@@ -240,6 +240,14 @@ def behaviour(obs, R, tiny, tiny_c2, fn, model, args, dtype_hint):
         )
 
 
+def unexplained(obs, R, public, what, fn, model, args):
+    """The last diagnoses of a wrong result no known mistake explains: a stored reference
+    returned, an argument ignored, the caller's X changed (each a Fail)."""
+    stored_public(R, public, what)
+    arguments_used(obs, R, fn, model, args)
+    caller_unchanged(obs, "R", fn)
+
+
 def arguments_used(obs, R, fn, model, args):
     """For a wrong first result: a Fail when the code ignores its class or its model."""
     Rt, Rc = get(obs, "tiny"), get(obs, "tiny_c2")
@@ -430,9 +438,7 @@ def _gradient_x_input(obs, exp):
             ),
         ],
     )
-    stored_public(R, "gxi", "gradient_x_input's result")
-    arguments_used(obs, R, GXI, "model", GXI_ARGS)
-    caller_unchanged(obs, "R", GXI)
+    unexplained(obs, R, "gxi", "gradient_x_input's result", GXI, "model", GXI_ARGS)
     raise Fail(
         f"the result differs from the reference Gradient x Input (relative L2 error {error:.2g})",
         "let X require grad, backpropagate from the logit model(X)[0, c] only (no sum "

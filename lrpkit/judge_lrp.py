@@ -15,7 +15,6 @@ from lrpkit.judge import (
     PASS_TOL,
     TOL,
     Fail,
-    arguments_used,
     behaviour,
     caller_unchanged,
     channel_sum,
@@ -24,8 +23,8 @@ from lrpkit.judge import (
     judged,
     raised,
     rel,
-    stored_public,
     tensor,
+    unexplained,
 )
 
 RESTORE_CONVPX = "re-run the given ConvPx cell unchanged (it also stabilises zp)"
@@ -402,9 +401,7 @@ def _relevance(obs, exp):
             (x - l - h, "L * L.grad and H * H.grad are subtracted", "add them: all terms count"),
         ],
     )
-    stored_public(R, "rel", "lrp_relevance's result")
-    arguments_used(obs, R, REL, "lrpmodel", REL_ARGS)
-    caller_unchanged(obs, "R", REL)
+    unexplained(obs, R, "rel", "lrp_relevance's result", REL, "lrpmodel", REL_ARGS)
     raise Fail(
         f"the relevance differs from the reference (relative L2 error {error:.2g})",
         "let X, L and H require grad, backpropagate from the LRP model's logit of class c "

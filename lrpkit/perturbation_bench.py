@@ -28,8 +28,9 @@ SIZE, STEPS, BATCH = 14, 32, 16
 FORWARDS, QUANTUS = 1.2, 5.0  # targets: at most x forward passes, at least x faster
 
 
-def quantus_curve(model, X, R, B):
-    """f(x) - f(x^(k)), k = 1..STEPS, by Quantus's RegionPerturbation with the noise B."""
+def quantus_curve(model, X, R, B, c=C, size=SIZE, steps=STEPS):
+    """f(x) - f(x^(k)), k = 1..steps, by Quantus's RegionPerturbation (MoRF, size x size
+    patches, no normalisation, logits of class c) with the noise B (what tests compare with)."""
     import quantus
 
     noise = B.numpy().reshape(1, -1)
@@ -41,8 +42,8 @@ def quantus_curve(model, X, R, B):
         return out
 
     metric = quantus.RegionPerturbation(
-        patch_size=SIZE,
-        regions_evaluation=STEPS,
+        patch_size=size,
+        regions_evaluation=steps,
         order="morf",
         normalise=False,
         abs=False,
@@ -54,7 +55,7 @@ def quantus_curve(model, X, R, B):
         drops = metric(
             model=model,
             x_batch=X.numpy(),
-            y_batch=numpy.array([C]),
+            y_batch=numpy.array([c]),
             a_batch=R.numpy(),
             softmax=False,
             device="cpu",

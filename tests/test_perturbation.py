@@ -9,12 +9,12 @@ import ast
 import inspect
 import itertools
 
-import numpy
 import pytest
 import torch
 
 import utils
 from lrpkit import faithfulness_checks, perturbation
+from lrpkit.perturbation_bench import quantus_curve
 from lrpkit.sheet import CLASS
 
 #: relative L2 difference allowed between twins in float64
@@ -83,41 +83,19 @@ def test_incremental_on_a_whole_image_with_regions_at_every_border(standin64, X6
 def test_matches_quantus_region_perturbation(standin64, x64, R64):
     """Quantus 0.6 RegionPerturbation (MoRF, 8 x 8 patches, no normalisation, logits) returns
     f(x) - f(x^(k)) for k = 1..L; the same noise is passed to both."""
-    quantus = pytest.importorskip("quantus")
+    pytest.importorskip("quantus")
     size, steps = 8, 20
     B = perturbation.baseline_image(x64, "uniform", seed=5)
-    noise = B.numpy().reshape(1, -1)
-
-    def replace(arr, indices, **kwargs):
-        out = arr.copy()
-        rows = numpy.arange(len(arr))[:, None]
-        out[rows, indices] = noise[rows, indices]
-        return out
 
     class Float64(torch.nn.Module):  # Quantus hands the model float32 tensors
         def forward(self, x):
             return x.double()
 
-    metric = quantus.RegionPerturbation(
-        patch_size=size,
-        regions_evaluation=steps,
-        order="morf",
-        normalise=False,
-        abs=False,
-        perturb_func=replace,
-        disable_warnings=True,
-    )
-    drops = metric(
-        model=torch.nn.Sequential(Float64(), standin64).eval(),
-        x_batch=x64.numpy(),
-        y_batch=numpy.array([CLASS]),
-        a_batch=R64.numpy(),
-        softmax=False,
-        device="cpu",
-    )
+    model = torch.nn.Sequential(Float64(), standin64).eval()
+    drops = quantus_curve(model, x64, R64, B, CLASS, size, steps)
     curve = perturbation.curve(standin64, x64, R64, CLASS, size, steps, B)[0]
     ours = curve[0] - curve[1:]
-    assert rel(torch.as_tensor(numpy.asarray(drops))[0], ours) < TOL
+    assert rel(drops, ours) < TOL
 
 
 def test_float32_close_to_float64(standin, standin64, X):
