@@ -8,7 +8,10 @@ id>.ipynb`` (or folder ``<student id>/`` of notebooks) in SUBMISSIONS and writes
 Each submission runs in its own kernel under ``pytest --nbval`` in a bubblewrap sandbox
 (sandbox.py: no network, read-only system and kit copies, only its own folder writable,
 nothing else of the machine visible, limits on memory, processes, disk, output and time;
-``--no-sandbox`` runs it unconfined and the grades record it). The graded notebook is built
+``--no-sandbox`` runs it unconfined and the grades record it). pytest and the kernel are
+forked into the sandbox from two zygotes (zygote.py) that imported pytest, and torch with
+ipykernel, once per grading run, and confine themselves as bwrap confines what it runs
+(``--no-fork`` starts them anew). The graded notebook is built
 here: the student's code cells (their check cells dropped, their outputs ignored), then for
 every check cell of the solution notebooks a guard cell (restores builtins and streams,
 re-imports the checks from the sandbox copy, hands them the hidden configuration) and the
@@ -29,7 +32,8 @@ again one at a time; a submission that changes them when run alone is marked ``t
 
 One module per step: course (checks and sandbox files), submissions (reading notebooks),
 notebook (the graded notebook; kernel/ holds the code it runs in the kernel), runner (one
-run), sandbox (bubblewrap and limits), plugin (pytest's side of it), hidden and secret (hidden
+run), sandbox (bubblewrap and limits), zygote (forking pytest and kernels), plugin
+(pytest's side of it), hidden and secret (hidden
 configurations), protect (the watched files), scoring, report (grades.csv and feedback),
 shards (grading on several machines), pipeline (``grade``), cli (the command line).
 """

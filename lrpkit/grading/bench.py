@@ -14,9 +14,7 @@ seconds per cell of its graded notebook, each cell's role beside it.
 """
 
 import argparse
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,14 +24,7 @@ from lrpkit import config, student
 from lrpkit.benchtools import MISSED, Target, header, report
 from lrpkit.grading.course import load_course
 from lrpkit.grading.pipeline import grade
-from lrpkit.grading.runner import (
-    STANDIN_FILE,
-    Grader,
-    ResultPipe,
-    RunFolders,
-    kernel_command,
-    make_standin_cache,
-)
+from lrpkit.grading.runner import STANDIN_FILE, Grader, make_standin_cache
 from lrpkit.grading.submissions import discover, parse
 
 #: (workers, sandboxed) -> seconds per submission at most (None: measured only)
@@ -86,41 +77,27 @@ def run(submissions, workers, sandbox, course, cache, out):
 
 
 def profile(variant, base, course, cache):
-    """Where one submission's time goes: seconds per cell of its graded notebook (pytest
-    --durations), unsandboxed, on one thread as with 2 workers, beside each cell's role."""
+    """Where one submission's time goes: seconds per cell of its graded notebook (the plugin's
+    records), unsandboxed, on one thread as with 2 workers, beside each cell's role."""
     make_submissions(base / "profiled", 1)
     [sub] = [parse(s) for s in discover(base / "profiled") if s.student == f"{variant}01"]
-    grader = Grader(course, base / "work", standin_cache=cache, keep=True, sandbox=False)
-    run = grader.run(sub)
-    [job] = (base / "work" / "jobs").iterdir()
-    folders = RunFolders(job / "box", job / "ctl")
-    argv, env = kernel_command(folders, "profile", grader.cell_timeout, threads=1)
-    pipe = ResultPipe()
-    env.update(pipe.environment())
-    argv = [a for a in argv if a not in ("-q", "--tb=no")] + ["-q", "--durations=0"]
-    started = time.monotonic()
-    proc = subprocess.Popen(
-        argv,
-        cwd=folders.control,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        pass_fds=pipe.pass_fds,
-    )
-    pipe.start_reading()
-    out = proc.communicate()[0]
-    total = time.monotonic() - started
-    seconds = {}
-    for when, number in re.findall(r"^([0-9.]+)s \w+ +\S+::Cell (\d+)$", out, re.M):
-        seconds[int(number)] = seconds.get(int(number), 0.0) + float(when)
-    print(f"{variant}01: graded in {run.seconds:.2f} s; profiled again in {total:.2f} s:")
+    grader = Grader(course, base / "work", standin_cache=cache, sandbox=False, workers=2)
+    try:
+        started = time.monotonic()
+        ready = grader.zygote.wait_ready(120) and grader.pytest_zygote.wait_ready(120)
+        print(f"zygotes ready in {time.monotonic() - started:.2f} s (once per grading run)")
+        if not ready:
+            print("the zygotes did not start: kernels and pytest start anew")
+        run = grader.run(sub)
+    finally:
+        grader.close()
+    seconds = {number: record["seconds"] for number, record in run.records.items()}
+    print(f"{variant}01: graded in {run.seconds:.2f} s:")
     for number, role in enumerate(run.roles):
         what = role.label or (role.check.source.strip() if role.check else "")
-        what = what or "kernel start-up; imports torch, torchvision, utils"
         print(f"{seconds.get(number, 0.0):6.2f} s  {role.kind:<8} {what[:60]}")
-    rest = total - sum(seconds.values())
-    print(f"{rest:6.2f} s  starting pytest and nbval, ending the kernel")
+    rest = run.seconds - sum(seconds.values())
+    print(f"{rest:6.2f} s  pytest forked, its kernel forked and started, both ended")
 
 
 def main(argv=None):

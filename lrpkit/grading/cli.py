@@ -45,6 +45,12 @@ def parser():
         help="run student code unconfined, with your rights (recorded in grades.csv)",
     )
     parser.add_argument(
+        "--no-fork",
+        action="store_true",
+        help="start every kernel and pytest anew instead of forking them from processes that "
+        "imported torch and pytest once (slower; for debugging)",
+    )
+    parser.add_argument(
         "--shard", type=Shard.parse, help="K/N: grade part K of N (then `merge` the parts)"
     )
     parser.add_argument(
@@ -123,6 +129,7 @@ def main(argv=None):
             keep=args.keep,
             limits=args.limits,
             sandbox=not args.no_sandbox,
+            fork=not args.no_fork,
             shard=args.shard,
             secret=secret,
             recorded=recorded,

@@ -165,6 +165,7 @@ def grade(
     shard=None,
     secret=None,
     recorded=None,
+    fork=True,
 ):
     """Grade every submission in ``submissions``; write out/grades.csv and out/feedback/.
 
@@ -172,6 +173,7 @@ def grade(
     ``shard``: a ``Shard`` to grade only its part of the submissions (merge the parts with
     ``shards.merge``). ``secret``: the course secret's bytes (default: ``secret.load()``);
     ``recorded``: {student: Config JSON} to re-grade on (from an earlier grades.csv).
+    ``fork``: fork kernels from a zygote (``runner.Grader``); False starts each alone.
     Returns the results, one per submission, sorted by student id.
     """
     course = course or load_course(root)
@@ -200,6 +202,7 @@ def grade(
             limits,
             sandbox,
             hidden,
+            fork,
         )
         if grader.cache is not None and standin_cache is None:
             watch.add(grader.cache)
@@ -214,6 +217,8 @@ def grade(
         book.interrupt()
         raise
     finally:
+        if grader is not None:
+            grader.close()
         if hidden is not None:
             hidden.close()
         watch.verify()

@@ -6,7 +6,9 @@ control folder and loads it with ``-p``. It reports one JSON line per notebook c
 LRPKIT_GRADE_FD, each line carrying a secret read from a second pipe
 (LRPKIT_GRADE_SECRET_FD): the kernel inherits neither, so student code cannot write results
 the grader would believe. It also caps what nbval keeps of a cell's output, so a submission
-printing gigabytes cannot exhaust the grader.
+printing gigabytes cannot exhaust the grader. Where the grader runs a zygote
+(lrpkit.grading.zygote), it asks it for the kernel on the socket in LRPKIT_KERNEL_FD instead
+of starting ``python -m ipykernel_launcher``, and starts it itself when the zygote says no.
 """
 
 import json
@@ -29,6 +31,7 @@ SECRET = ""
 if _secret_fd:
     SECRET = os.read(int(_secret_fd), 256).decode()
     os.close(int(_secret_fd))
+_kernel_fd = os.environ.pop("LRPKIT_KERNEL_FD", None)
 OUTPUTS = ("stream", "display_data", "execute_result", "update_display_data", "error")
 
 
@@ -84,9 +87,119 @@ def _store_history():
     RunningKernel.execute_cell_input = execute_cell_input
 
 
+class ForkedKernel:
+    """The zygote's kernel, as jupyter_client handles a kernel's Popen: its keeper reports
+    its exit status on the socket."""
+
+    stdin = stdout = stderr = None
+
+    def __init__(self, pid, conn):
+        self.pid, self.conn, self.returncode = pid, conn, None
+
+    def wait(self, timeout=None):
+        import select
+        import subprocess
+
+        while self.returncode is None:
+            if not select.select([self.conn], [], [], timeout)[0]:
+                raise subprocess.TimeoutExpired("kernel", timeout)
+            message = self.conn.recv(1 << 16)
+            self.returncode = json.loads(message).get("exit", -9) if message else -9
+        return self.returncode
+
+    def poll(self):
+        try:
+            return self.wait(0)
+        except Exception:
+            return None
+
+    def send_signal(self, signum):
+        if self.poll() is None:
+            os.kill(self.pid, signum)
+
+    def kill(self):
+        self.send_signal(9)
+
+    def terminate(self):
+        self.send_signal(15)
+
+
+def _fd(stream, default):
+    """A Popen stream argument (None, a descriptor, a file) as a descriptor (OSError: a pipe)."""
+    if stream is None:
+        return default
+    fd = stream if isinstance(stream, int) else stream.fileno()
+    if fd < 0:
+        raise OSError("the zygote's kernel takes no pipes")
+    return fd
+
+
+def _fork_kernels(fd):
+    """Ask the zygote for the kernel (once); start it ourselves if it says no."""
+    import socket
+
+    from jupyter_client.provisioning import local_provisioner
+
+    launch = local_provisioner.launch_kernel
+    conn = socket.socket(fileno=int(fd))
+
+    def launch_kernel(cmd, stdin=None, stdout=None, stderr=None, env=None, cwd=None, **kw):
+        nonlocal conn
+        asked, conn = conn, None
+        if asked is not None and cmd[1:3] == ["-m", "ipykernel_launcher"]:
+            null = os.open(os.devnull, os.O_RDWR)
+            try:
+                stdio = [_fd(stdin, null), _fd(stdout, 1), _fd(stderr, 2)]
+                message = json.dumps({"cmd": cmd, "cwd": cwd, "env": env or dict(os.environ)})
+                socket.send_fds(asked, [message.encode()], stdio)
+                reply = json.loads(asked.recv(1 << 16) or b"{}")
+                if "pid" in reply:
+                    return ForkedKernel(reply["pid"], asked)
+            except (OSError, ValueError):
+                pass
+            finally:
+                os.close(null)
+            asked.close()
+        return launch(cmd, stdin=stdin, stdout=stdout, stderr=stderr, env=env, cwd=cwd, **kw)
+
+    local_provisioner.launch_kernel = launch_kernel
+
+
+DIED = "Kernel died while the cell ran"
+SLICE = 1.0  # seconds between looks at whether the kernel still runs, while waiting on it
+
+
+def _notice_death():
+    """Wait for kernel messages in slices, raising DIED when the kernel is gone: nbval would
+    wait out the cell timeout for a kernel that exited, crashed or was killed."""
+    import time
+    from queue import Empty
+
+    from nbval.kernel import RunningKernel
+
+    get = RunningKernel.get_message
+
+    def get_message(self, stream, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = SLICE if deadline is None else min(SLICE, deadline - time.monotonic())
+            try:
+                return get(self, stream, timeout=max(left, 0))
+            except Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+                if not self.is_alive():
+                    raise RuntimeError(DIED) from None
+
+    RunningKernel.get_message = get_message
+
+
 def pytest_configure(config):
     _cap_outputs()
     _store_history()
+    _notice_death()
+    if _kernel_fd:
+        _fork_kernels(_kernel_fd)
 
 
 def _text(outputs):

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -21,10 +22,13 @@ from pathlib import Path
 import nbformat
 
 from lrpkit.grading.notebook import graded_notebook
-from lrpkit.grading.sandbox import LimitHit, Limits, Sandbox, probe
+from lrpkit.grading.sandbox import LimitHit, Limits, Sandbox, Watchdog, probe
+from lrpkit.grading.zygote import ENV as KERNEL_FD
+from lrpkit.grading.zygote import KERNEL, KERNEL_RUN, PRELOAD, PYTEST, PYTEST_RUN, Forked, Zygote
 from lrpkit.layout import ROOT
 
 CELL_TIMEOUT = 120  # seconds per cell
+ZYGOTE_TIMEOUT = 120  # seconds the first run waits for the zygote (then: kernels start alone)
 TIMEOUT = 600  # seconds per submission, everything included
 PLUGIN = Path(__file__).with_name("plugin.py")
 PLUGIN_NAME = "_lrpkit_grade_plugin.py"  # its name in each run's control folder
@@ -324,9 +328,13 @@ class Grader:
         limits=None,
         sandbox=True,
         hidden=None,
+        fork=True,
     ):
         """``sandbox``: run each submission in bubblewrap with ``limits`` (``probe`` raises
-        SandboxUnavailable where it cannot run); False runs it unconfined (--no-sandbox)."""
+        SandboxUnavailable where it cannot run); False runs it unconfined (--no-sandbox).
+        ``fork``: fork kernels from a zygote that imported torch once (lrpkit.grading.zygote;
+        the first run waits for it). Kernels start as ``python -m ipykernel_launcher`` where
+        it cannot serve (a grader not root, in bubblewrap: a user namespace) or has failed."""
         self.limits = limits or Limits()
         self.hidden = hidden  # lrpkit.grading.hidden.HiddenChecks, or None
         self.sandboxed = bool(sandbox)
@@ -342,14 +350,30 @@ class Grader:
         self.lock = threading.Lock()
         self.jobs = 0  # runs started so far, numbering their folders and tokens
         self.cache = self.cache64 = None
+        self.mpl = self.workdir / "mplconfig"
+        if not self.mpl.is_dir():
+            self._warm_matplotlib()
+        self.zygote = self.pytest_zygote = None  # forking kernels, and pytest
+        if fork and (not self.sandboxed or os.geteuid() == 0):
+            env = kernel_environment(self.workdir / "zygote", self.token_prefix, self.threads)
+            del env["PYTHONPATH"]
+            env["MPLCONFIGDIR"] = str(self.mpl)  # the font cache it keeps in memory
+            # The tiny courses of the tests import numpy only; the kit's, torch and more.
+            preload = PRELOAD if course.standin else ("numpy", *KERNEL)
+            log = self.workdir / "zygote.log"
+            self.zygote = Zygote(env, KERNEL_RUN, preload, log)
+            self.pytest_zygote = Zygote(env, PYTEST_RUN, PYTEST, log)
         if course.standin:
             self.cache = Path(standin_cache) if standin_cache else self.workdir / STANDIN_FILE
             self.cache64 = float64_path(self.cache)
             if not (self.cache.is_file() and self.cache64.is_file()):
                 make_standin_cache(self.cache, course)
-        self.mpl = self.workdir / "mplconfig"
-        if not self.mpl.is_dir():
-            self._warm_matplotlib()
+
+    def close(self):
+        """End the zygotes (and with them any run still going)."""
+        for zygote in (self.zygote, self.pytest_zygote):
+            if zygote is not None:
+                zygote.close()
 
     @property
     def isolation(self):
@@ -440,24 +464,55 @@ class Grader:
         )
 
     def _start(self, folders, token, pipe):
-        """Start pytest in a session of its own, its output going to the control folder's log."""
+        """Start pytest in a session of its own, its output going to the control folder's log:
+        forked from the pytest zygote where it runs, handed the socket it asks the kernel
+        zygote on for its kernel (lrpkit.grading.zygote)."""
         argv, env = kernel_command(folders, token, self.cell_timeout, self.threads)
         env.update(pipe.environment())
-        if self.sandboxed:
-            return self._sandbox(folders, env).start(
-                argv, cwd=folders.control, output=folders.log, pass_fds=pipe.pass_fds
-            )
-        with open(folders.log, "wb") as log:
-            return subprocess.Popen(
-                argv,
-                cwd=folders.control,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                pass_fds=pipe.pass_fds,
-            )
+        ours = theirs = None
+        if self._ready(self.zygote):
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            env[KERNEL_FD] = str(theirs.fileno())
+        fds = (*pipe.pass_fds, *([theirs.fileno()] if theirs else ()))
+        forks = self.pytest_zygote if self._ready(self.pytest_zygote) else None
+        try:
+            if self.sandboxed:
+                box = self._sandbox(folders, env)
+                proc = box.start(
+                    argv, cwd=folders.control, output=folders.log, pass_fds=fds, zygote=forks
+                )
+                if ours is not None and proc.pidfd is not None and box.uid is not None:
+                    self.zygote.serve(ours, proc.pidfd, box.uid, self.limits.rlimits())
+                return proc
+            with open(folders.log, "wb") as log:
+                proc = None
+                if forks is not None:
+                    null = os.open(os.devnull, os.O_RDONLY)
+                    targets = {0: null, 1: log.fileno(), 2: log.fileno(), **{f: f for f in fds}}
+                    proc = forks.spawn(argv, folders.control, env, targets)
+                    os.close(null)
+                if proc is None:
+                    proc = subprocess.Popen(
+                        argv,
+                        cwd=folders.control,
+                        env=env,
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                        pass_fds=fds,
+                    )
+            if ours is not None:
+                self.zygote.serve(ours)
+            return proc
+        finally:
+            for end in (ours, theirs):
+                if end is not None:
+                    end.close()
+
+    @staticmethod
+    def _ready(zygote):
+        return zygote is not None and zygote.wait_ready(ZYGOTE_TIMEOUT)
 
     def _sandbox(self, folders, env):
         """The bubblewrap sandbox of one run: only its sandbox folder writable; the kit copies,
@@ -471,7 +526,7 @@ class Grader:
     def _wait(self, proc, token):
         """Wait for pytest up to the per-submission limit, then kill everything the run
         started; returns (whether the time limit was reached, the sandbox limit hit)."""
-        if not isinstance(proc, subprocess.Popen):  # a sandbox's watchdog
+        if isinstance(proc, Watchdog):
             outcome = proc.wait(timeout=self.timeout)
             kill_token(token)
             hit = outcome.limit
@@ -490,6 +545,8 @@ class Grader:
                 pass
             kill_token(token)
             proc.wait()
+            if isinstance(proc, Forked):
+                proc.close()
         return timed_out, None
 
     def sandbox_changes(self, sandbox):

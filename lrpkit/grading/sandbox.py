@@ -7,19 +7,23 @@ read-only, private /tmp and /dev/shm, ``writable`` the only writable host folder
 else of the machine visible (the grader's home, the repository, other submissions), as an
 unprivileged user without capabilities.
 
-Limits, without cgroups: ``prlimit`` sets RLIMIT_FSIZE, RLIMIT_CPU, RLIMIT_NPROC and
-RLIMIT_DATA (memory + 1 GiB per process; torch maps ~3 GiB it never touches, so not RLIMIT_AS)
-right before argv; a watchdog polls every 50 ms (memory summed over the processes in the
-sandbox's own /proc, processes and threads, wall time, bytes, files and the largest file in
-``writable``, /tmp and /dev/shm; CPU time every 250 ms), kills the sandbox on a breach and
-names the limit (``LimitHit``: "memory limit 4 GiB exceeded"). Output beyond ``output_bytes``
-is dropped.
+Limits, without cgroups: ``prlimit`` sets ``Limits.rlimits()``: RLIMIT_FSIZE, RLIMIT_CPU,
+RLIMIT_NPROC and RLIMIT_DATA (memory + 1 GiB per process; torch maps ~3 GiB it never
+touches, so not RLIMIT_AS) right before argv; a watchdog polls every 50 ms (memory summed
+over the processes in the sandbox's own /proc, processes and threads, wall time, bytes,
+files and the largest file in ``writable``, /tmp and /dev/shm; CPU time every 250 ms), kills
+the sandbox on a breach and names the limit (``LimitHit``: "memory limit 4 GiB exceeded").
+Output beyond ``output_bytes`` is dropped.
+
+``start(argv, zygote=...)`` forks argv from a zygote (lrpkit.grading.zygote) into the
+sandbox instead, once it is complete; bwrap then runs only a waiter that ends with argv.
 """
 
 import functools
 import json
 import os
 import secrets
+import select
 import shutil
 import signal
 import subprocess
@@ -35,8 +39,14 @@ UID = 1000  # the sandbox's uid (and gid) inside its user namespace
 FIRST_UID = 1 << 28  # a root grader's sandboxes run as fresh uids above this one
 INTERVAL, SLOW = 0.05, 5  # seconds between polls; CPU time every SLOW-th poll
 DATA_HEADROOM = GiB  # RLIMIT_DATA is the memory limit plus this
+#: what bwrap runs where a zygote forks the sandbox's process: it says "ready" once the
+#: sandbox is complete, then waits for the end of its stdin (the zygote's keeper holds it)
+WAITER = ["/bin/sh", "-c", "echo ready && exec cat"]
+READY_SECONDS = 30
 ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "nsswitch.conf", "hosts")
 ETC += ("host.conf", "alternatives", "mime.types")
+PRLIMIT = {"RLIMIT_CORE": "core", "RLIMIT_FSIZE": "fsize", "RLIMIT_DATA": "data"}
+PRLIMIT.update(RLIMIT_NPROC="nproc", RLIMIT_CPU="cpu")  # prlimit's options
 TOOLS = {"bwrap": "bubblewrap", "prlimit": "util-linux", "setpriv": "util-linux"}
 REMEDY = (
     "Install it (`apt-get install bubblewrap`, or `make sandbox`), enable user namespaces "
@@ -134,6 +144,22 @@ class Limits:
             name, parse = cls.KEYS[key]
             changes[name] = parse(value)
         return replace(base or cls(), **changes)
+
+    def rlimits(self):
+        """{resource name: (soft, hard)}: what the sandbox's processes get (prlimit; the
+        zygote's kernels, lrpkit.grading.zygote): no core files, the file size, memory
+        plus DATA_HEADROOM (RLIMIT_DATA), tasks (RLIMIT_NPROC), CPU time (SIGXCPU past the
+        limit, SIGKILL 5 s later)."""
+        limits = {"RLIMIT_CORE": (0, 0)}
+        if self.file_bytes is not None:
+            limits["RLIMIT_FSIZE"] = (self.file_bytes, self.file_bytes)
+        if self.memory_bytes is not None:
+            limits["RLIMIT_DATA"] = (self.memory_bytes + DATA_HEADROOM,) * 2
+        if self.processes is not None:
+            limits["RLIMIT_NPROC"] = (self.processes, self.processes)
+        if self.cpu_seconds is not None:
+            limits["RLIMIT_CPU"] = (int(self.cpu_seconds) + 1, int(self.cpu_seconds) + 6)
+        return limits
 
     def describe(self):
         """'memory 4 GiB, processes 512, ...': the limits, for logs and grade reports."""
@@ -292,22 +318,21 @@ class Sandbox:
         return args + [str(arg) for arg in argv]
 
     def _prlimit(self):
-        lim = self.limits
-        args = [shutil.which("prlimit") or "prlimit", "--core=0"]
-        if lim.file_bytes is not None:
-            args.append(f"--fsize={lim.file_bytes}")
-        if lim.memory_bytes is not None:
-            args.append(f"--data={lim.memory_bytes + DATA_HEADROOM}")
-        if lim.processes is not None:
-            args.append(f"--nproc={lim.processes}")
-        if lim.cpu_seconds is not None:  # SIGXCPU past the limit, SIGKILL 5 s later
-            args.append(f"--cpu={int(lim.cpu_seconds) + 1}:{int(lim.cpu_seconds) + 6}")
+        args = [shutil.which("prlimit") or "prlimit"]
+        for name, (soft, hard) in self.limits.rlimits().items():
+            args.append(f"--{PRLIMIT[name]}={soft}:{hard}")
         return [*args, "--"]
 
-    def start(self, argv, cwd=None, output=None, pass_fds=(), timeout=None):
+    def start(self, argv, cwd=None, output=None, pass_fds=(), timeout=None, zygote=None):
         """Start argv in the sandbox (in ``cwd``, default ``writable``); its stdout and stderr
         go to ``output`` (a path or a binary file; None: ``Outcome.output``). ``timeout``
-        overrides the wall limit. Returns the running ``Watchdog``: call its ``wait()``."""
+        overrides the wall limit. Returns the running ``Watchdog``: call its ``wait()``.
+        ``zygote``: fork argv from it (``Watchdog``); where it will not, argv runs as usual."""
+        if zygote is not None:
+            try:
+                return Watchdog(self, argv, cwd, output, pass_fds, timeout, zygote)
+            except ForkRefused:
+                pass
         return Watchdog(self, argv, cwd, output, pass_fds, timeout)
 
     def run(self, argv, **options):
@@ -385,6 +410,21 @@ def _usage(folder, most):
     return used, entries, largest
 
 
+def _said_ready(fd, seconds):
+    """Whether the waiter said "ready" on the pipe ``fd`` within ``seconds`` (closes fd)."""
+    deadline, said = time.monotonic() + seconds, b""
+    try:
+        while b"\n" not in said and time.monotonic() < deadline:
+            if select.select([fd], [], [], max(0, deadline - time.monotonic()))[0]:
+                chunk = os.read(fd, 64)
+                if not chunk:
+                    break
+                said += chunk
+    finally:
+        os.close(fd)
+    return said == b"ready\n"
+
+
 def _hand_over(folder, uid):
     """Give a folder and everything in it to uid (links are not followed)."""
     os.lchown(folder, uid, uid)
@@ -393,16 +433,29 @@ def _hand_over(folder, uid):
             os.lchown(os.path.join(parent, name), uid, uid)
 
 
-class Watchdog:
-    """A started sandbox: ``wait()`` polls its usage until it ends or breaks a limit."""
+class ForkRefused(RuntimeError):
+    """A zygote would not fork a sandbox's process; it runs as usual instead."""
 
-    def __init__(self, sandbox, argv, cwd, output, pass_fds, timeout):
+
+class Watchdog:
+    """A started sandbox: ``wait()`` polls its usage until it ends or breaks a limit.
+
+    With a ``zygote`` (lrpkit.grading.zygote.Zygote), argv is forked from it into the
+    sandbox, where bwrap runs only a waiter (``cat`` on a pipe the zygote's keeper holds
+    until argv ends): the sandbox ends with argv, as it does with argv run by bwrap."""
+
+    def __init__(self, sandbox, argv, cwd, output, pass_fds, timeout, zygote=None):
         self.sandbox, self.limits = sandbox, sandbox.limits
         self.timeout = self.limits.wall_seconds if timeout is None else timeout
+        if zygote is not None and sandbox.uid is None:
+            raise ForkRefused("forking into a user namespace")  # the keeper could not join
         info_r, info_w = os.pipe()
+        out_r, out_w = os.pipe()
+        hold_r, hold_w = os.pipe() if zygote is not None else (None, None)
+        ready_r, ready_w = os.pipe() if zygote is not None else (None, None)
         fds = [info_w]
         try:
-            cmd = sandbox.command(argv, cwd, fds)
+            cmd = sandbox.command(argv if zygote is None else WAITER, cwd, fds)
             cmd[1:1] = ["--info-fd", str(info_w)]
             if sandbox.uid is not None:
                 _hand_over(sandbox.writable, sandbox.uid)
@@ -410,18 +463,21 @@ class Watchdog:
             self.proc = subprocess.Popen(
                 cmd,
                 env=sandbox.env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                pass_fds=(*fds, *pass_fds),
+                stdin=subprocess.DEVNULL if zygote is None else hold_r,
+                stdout=out_w if zygote is None else ready_w,
+                stderr=out_w,
+                pass_fds=(*fds, *(pass_fds if zygote is None else ())),
                 start_new_session=True,
             )
         except OSError as error:
-            os.close(info_r)
+            for fd in (info_r, out_r, out_w, hold_w, ready_r):
+                if fd is not None:
+                    os.close(fd)
             raise SandboxUnavailable(f"bwrap did not start ({error}). {REMEDY}") from error
         finally:
-            for fd in fds:
-                os.close(fd)
+            for fd in (*fds, hold_r, ready_w):
+                if fd is not None:
+                    os.close(fd)
         with os.fdopen(info_r, "rb") as info:  # bwrap closes it once the sandbox exists
             text = info.read()
         self.init = json.loads(text)["child-pid"] if text else None  # its PID 1, from here
@@ -431,6 +487,24 @@ class Watchdog:
                 self.pidfd = os.pidfd_open(self.init)
             except OSError:
                 pass
+        self.stdout = os.fdopen(out_r, "rb")
+        self.forked = None  # argv, forked from the zygote
+        try:
+            # Only a complete sandbox may be joined: bwrap runs the waiter, which says
+            # "ready", once every mount is in place (before, the joiner could see the host's).
+            if zygote is not None and _said_ready(ready_r, READY_SECONDS):
+                self.forked = self._fork(zygote, argv, cwd, out_w, pass_fds, hold_w)
+            elif hold_w is not None:
+                os.close(hold_w)
+        finally:
+            os.close(out_w)
+        if zygote is not None and self.forked is None:
+            self.kill()
+            self.proc.wait()
+            self.stdout.close()
+            if self.pidfd is not None:
+                os.close(self.pidfd)
+            raise ForkRefused("the zygote did not fork it")
         self.root = Path(f"/proc/{self.init}/root")  # the sandbox's file system, from here
         self.ready = False  # whether root/proc is the sandbox's own /proc yet
         self.output, self.output_total, self.output_capped = bytearray(), 0, None
@@ -438,13 +512,29 @@ class Watchdog:
         self.pump.start()
         self.hit, self.peak_memory, self.peak_tasks, self.polls = None, 0, 0, 0
 
+    def _fork(self, zygote, argv, cwd, out, pass_fds, hold):
+        """argv forked from the zygote into this sandbox, its output to ``out`` (a ``Forked``),
+        or None; the keeper holds ``hold`` (the waiter's pipe) until argv ends."""
+        null = os.open(os.devnull, os.O_RDWR)
+        try:
+            if self.pidfd is None:
+                return None
+            box = self.sandbox
+            fds = {0: null, 1: out, 2: out, **{fd: fd for fd in pass_fds}, None: hold}
+            env = dict(os.environ) if box.env is None else box.env
+            limits = self.limits.rlimits()
+            return zygote.spawn(argv, cwd or box.writable, env, fds, self.pidfd, box.uid, limits)
+        finally:
+            os.close(null)
+            os.close(hold)
+
     def _pump(self, output):
         """Copy the sandbox's output up to the limit; drain and drop the rest."""
         cap = self.limits.output_bytes
         sink = open(output, "wb") if isinstance(output, (str, Path)) else output
         write = self.output.extend if sink is None else sink.write
         try:
-            while chunk := self.proc.stdout.read1(1 << 16):
+            while chunk := self.stdout.read1(1 << 16):
                 before, self.output_total = self.output_total, self.output_total + len(chunk)
                 if cap is not None and self.output_total > cap:
                     chunk = chunk[: max(0, cap - before)]
@@ -527,7 +617,10 @@ class Watchdog:
                 os.close(self.pidfd)
                 self.pidfd = None
             self.pump.join(timeout=10)
-            self.proc.stdout.close()
+            self.stdout.close()
+            if self.forked is not None:
+                returncode = self.forked.poll() if self.forked.poll() is not None else returncode
+                self.forked.close()
         seconds = time.monotonic() - self.started
         return Outcome(
             returncode, self.hit, seconds, bytes(self.output), self.output_total,

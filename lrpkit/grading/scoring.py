@@ -99,6 +99,8 @@ def hint(ename, evalue, message, cell_timeout):
     """What a student should know about a failed cell: its error or nbval's message."""
     if "Timeout" in message or ename == "KeyboardInterrupt":
         return f"took longer than {cell_timeout:g} s and was stopped (an endless loop?)"
+    if "Kernel died" in message:
+        return "the kernel stopped while this cell ran (did your code exit, kill or crash it?)"
     if "Kernel dead" in message or "kernel" in message.lower() and not ename:
         return "the kernel had stopped before this check (did your code exit or crash it?)"
     if ename == "NameError":

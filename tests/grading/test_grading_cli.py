@@ -26,3 +26,15 @@ def test_command_line(tiny, tmp_path):
     rows = read_csv(tmp_path / "o" / "grades.csv")
     assert (rows["ann"]["total"], rows["bad"]["status"]) == ("50", "invalid")
     assert main([str(tmp_path / "missing"), "--root", str(tiny), "--no-progress"]) == 2
+
+
+def test_no_fork_and_no_sandbox_reach_the_grader(tiny, tmp_path, monkeypatch):
+    import lrpkit.grading.cli as cli
+
+    seen = []
+    monkeypatch.setattr(cli, "grade", lambda *args, **kwargs: seen.append(kwargs) or [])
+    (tmp_path / "subs").mkdir()
+    base = [str(tmp_path / "subs"), "--root", str(tiny), "--no-progress"]
+    assert main(base) == 0
+    assert main([*base, "--no-fork", "--no-sandbox"]) == 0
+    assert [(k["fork"], k["sandbox"]) for k in seen] == [(True, True), (False, False)]

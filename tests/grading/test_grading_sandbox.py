@@ -103,7 +103,19 @@ def attacks(sentinel, port, outside):
         "        f.write(chunk)"
     )
     flood = "import sys\nline = 'y' * 2**20\nfor _ in range(1024):\n    sys.stdout.write(line)"
-    kill_parent = "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"
+    # The kernel's parent: pytest when it started the kernel, the zygote's keeper (outside
+    # the sandbox's PID namespace: getppid() is 0, and kill(0) its own process group) when
+    # forked. kill-parent kills every other process it can see (pytest among them).
+    kill_ppid = "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"
+    kill_parent = (
+        "import os, signal\n"
+        "for pid in filter(str.isdigit, os.listdir('/proc')):\n"
+        "    try:\n"
+        "        if int(pid) != os.getpid():\n"
+        "            os.kill(int(pid), signal.SIGKILL)\n"
+        "    except OSError:\n"
+        "        pass"
+    )
     exit_now = "import os\nos._exit(3)"
     return {
         "read-secret": read_secret,
@@ -117,6 +129,7 @@ def attacks(sentinel, port, outside):
         "disk-filler": disk,
         "output-flood": flood,
         "kill-parent": kill_parent,
+        "kill-ppid": kill_ppid,
         "exit": exit_now,
     }
 
@@ -202,12 +215,15 @@ def test_every_attack_gets_its_row_and_reason(adversaries):
     assert "Read-only file system" in reason["change-secret"], reason["change-secret"]
     assert "Connection refused" in reason["socket"] or "unreachable" in reason["socket"]
     assert "No such file or directory" in reason["write-outside"], reason["write-outside"]
-    for name in ("kill-parent", "exit"):
+    for name in ("kill-parent", "kill-ppid", "exit"):
         assert rows[name]["total"] == "0" and rows[name]["reason"], (name, rows[name])
     # 1 GiB of output: stopped by a limit (output or the memory queued for it), and named
     assert rows["output-flood"]["status"] == "limit", rows["output-flood"]
     assert "exceeded in output-flood.ipynb code cell 1" in reason["output-flood"]
     assert "the run ended early, in kill-parent.ipynb code cell 1" in reason["kill-parent"]
+    stopped = "code cell 1: the kernel stopped while this cell ran"
+    assert stopped in reason["exit"], reason["exit"]
+    assert stopped in reason["kill-ppid"] or "ended early, in kill-ppid" in reason["kill-ppid"]
     assert rows["linger"]["total"] == "50", rows["linger"]
 
 

@@ -67,7 +67,9 @@ def test_stopped_runs_and_failed_checks_say_why():
 
 def test_hints():
     assert "endless loop" in hint("", "", "Cell execution timed out (Timeout)", 120)
-    assert "the kernel had stopped" in hint("", "", "Kernel died", 120)
+    assert "the kernel had stopped" in hint("", "", "Kernel dead on test start", 120)
+    died = hint("", "", "Kernel died while the cell ran", 120)  # the grading plugin's DIED
+    assert "the kernel stopped while this cell ran" in died
     assert "still raises NotImplementedError (Exercise 3)" in hint(
         "NotImplementedError", "Exercise 3", "", 120
     )
