@@ -32,7 +32,7 @@ again one at a time; a submission that changes them when run alone is marked ``t
 
 One module per step: course (checks and sandbox files), submissions (reading notebooks),
 notebook (the graded notebook; kernel/ holds the code it runs in the kernel), runner (one
-run), sandbox (bubblewrap and limits), zygote (forking pytest and kernels), plugin
+run), sandbox (bubblewrap and limits), zygote and forked (forking pytest and kernels), plugin
 (pytest's side of it), hidden and secret (hidden
 configurations), protect (the watched files), scoring, report (grades.csv and feedback),
 shards (grading on several machines), pipeline (``grade``), cli (the command line).

@@ -21,10 +21,11 @@ from pathlib import Path
 
 import nbformat
 
+from lrpkit.grading.forked import Forked
 from lrpkit.grading.notebook import graded_notebook
 from lrpkit.grading.sandbox import LimitHit, Limits, Sandbox, Watchdog, probe
 from lrpkit.grading.zygote import ENV as KERNEL_FD
-from lrpkit.grading.zygote import KERNEL, KERNEL_RUN, PRELOAD, PYTEST, PYTEST_RUN, Forked, Zygote
+from lrpkit.grading.zygote import KERNEL, KERNEL_RUN, PRELOAD, PYTEST, PYTEST_RUN, Zygote
 from lrpkit.layout import ROOT
 
 CELL_TIMEOUT = 120  # seconds per cell
@@ -32,6 +33,8 @@ ZYGOTE_TIMEOUT = 120  # seconds the first run waits for the zygote (then: kernel
 TIMEOUT = 600  # seconds per submission, everything included
 PLUGIN = Path(__file__).with_name("plugin.py")
 PLUGIN_NAME = "_lrpkit_grade_plugin.py"  # its name in each run's control folder
+FORKED = Path(__file__).with_name("forked.py")  # the plugin's handle on a forked kernel
+FORKED_NAME = "_lrpkit_forked.py"  # beside the plugin
 OUTPUT_CAP = 5_000_000  # characters of output kept per cell; the rest is dropped
 STANDIN_FILE = "standin-vgg16.pt"
 TOKEN = "LRPKIT_GRADE_TOKEN"  # environment variable marking every process of a run
@@ -418,6 +421,7 @@ class Grader:
             shutil.copytree(self.mpl, folders.sandbox / "home" / ".matplotlib")
         folders.control.mkdir(parents=True)
         shutil.copyfile(PLUGIN, folders.plugin)
+        shutil.copyfile(FORKED, folders.control / FORKED_NAME)
         folders.ini.write_text("[pytest]\n")
         return folders
 
@@ -435,6 +439,7 @@ class Grader:
         written = {
             folders.notebook: folders.notebook.read_bytes(),
             folders.plugin: PLUGIN.read_bytes(),
+            folders.control / FORKED_NAME: FORKED.read_bytes(),
         }
         pipe = ResultPipe()
         started, wall_started = time.monotonic(), time.time()

@@ -133,6 +133,8 @@ class Zygote:
         if "pid" not in reply:
             ours.close()
             return None
+        from lrpkit.grading.forked import Forked  # never in the zygote process: no kit there
+
         return Forked(reply["pid"], ours)
 
     def close(self):
@@ -142,43 +144,6 @@ class Zygote:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-
-
-class Forked:
-    """A child a zygote forked, as a Popen: its keeper reports its exit status on ``conn``;
-    closing conn (``close``, or the grader's end) makes the keeper kill it."""
-
-    stdin = stdout = stderr = None
-
-    def __init__(self, pid, conn):
-        self.pid, self.conn, self.returncode = pid, conn, None
-
-    def wait(self, timeout=None):
-        while self.returncode is None:
-            if not select.select([self.conn], [], [], timeout)[0]:
-                raise subprocess.TimeoutExpired("forked", timeout)
-            message = self.conn.recv(MESSAGE)
-            self.returncode = json.loads(message).get("exit", -9) if message else -9
-        return self.returncode
-
-    def poll(self):
-        try:
-            return self.wait(0)
-        except (subprocess.TimeoutExpired, OSError, ValueError):
-            return None
-
-    def send_signal(self, signum):
-        if self.poll() is None:
-            os.kill(self.pid, signum)
-
-    def kill(self):
-        self.send_signal(signal.SIGKILL)
-
-    def terminate(self):
-        self.send_signal(signal.SIGTERM)
-
-    def close(self):
-        self.conn.close()
 
 
 # ---------------------------------------------------------------- the zygote process
