@@ -4,7 +4,8 @@
 notebooks -- all correct, only Exercise 3 done, nothing done (the exercise notebooks as handed
 out) -- ``N`` of each, and grades them with ``lrpkit.grading`` on hidden configurations
 (expected results computed while grading): in bubblewrap with 2 workers and with 1, and
-unconfined (``--no-sandbox``) with 2, in one run. It prints the seconds per submission beside
+unconfined (``--no-sandbox``) with 2, in one run, ``--rounds`` times (2; every other round in
+reverse order) keeping each mode's best. It prints the seconds per submission beside
 the targets (sandboxed: <= 3 s with 2 workers, <= 5 s with 1; the sandbox's own overhead
 <= 10 %) and exits 1 when one is missed or a grade is wrong. The stand-in weights are written
 once beforehand (a grading run does that once) and reported apart.
@@ -104,6 +105,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m lrpkit.grading.bench", description=__doc__)
     parser.add_argument("--copies", type=int, default=1, help="submissions of each variant")
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="grade in every mode this many times (in alternating order) and keep the best",
+    )
+    parser.add_argument(
         "--profile",
         choices=list(VARIANTS),
         help="instead: seconds per cell of one submission of this variant",
@@ -128,17 +135,22 @@ def main(argv=None):
         config._model()  # the grader's float64 stand-in for the expected results: once per run
         setup = time.monotonic() - started
         per, wrong = {}, []
-        for (workers, sandbox), _ in TARGETS.items():
-            out = base / f"out-{workers}-{sandbox}"
-            seconds, results = run(subs, workers, sandbox, course, cache, out)
-            per[workers, sandbox] = seconds / len(expected)
-            for result in results:
-                if result.status != "graded" or result.total != expected[result.student]:
-                    wrong.append(f"{workers} workers, sandbox {sandbox}: {result.row()}")
+        for round_ in range(args.rounds):  # every other round backwards: no order favoured
+            for workers, sandbox in list(TARGETS)[:: 1 if round_ % 2 == 0 else -1]:
+                out = base / f"out-{workers}-{sandbox}-{round_}"
+                seconds, results = run(subs, workers, sandbox, course, cache, out)
+                per[workers, sandbox] = min(per.get((workers, sandbox), seconds), seconds)
+                for result in results:
+                    if result.status != "graded" or result.total != expected[result.student]:
+                        wrong.append(f"{workers} workers, sandbox {sandbox}: {result.row()}")
+        per = {key: seconds / len(expected) for key, seconds in per.items()}
     finally:
         shutil.rmtree(base, ignore_errors=True)
     n = len(expected)
-    print(f"grading {n} submissions ({', '.join(VARIANTS)}; {args.copies} of each), stand-in")
+    print(
+        f"grading {n} submissions ({', '.join(VARIANTS)}; {args.copies} of each), stand-in; "
+        f"best of {args.rounds} rounds per mode"
+    )
     print(
         f"stand-in weights written and the grader's float64 model built, once per run: "
         f"{setup:.1f} s (not counted below)"
