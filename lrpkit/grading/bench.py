@@ -2,7 +2,7 @@
 
 ``python -m lrpkit.grading.bench [--copies N]`` generates submissions from the solution
 notebooks -- all correct, only Exercise 3 done, nothing done (the exercise notebooks as handed
-out) -- ``N`` of each, and grades them with ``lrpkit.grading`` on hidden configurations
+out) -- ``N`` of each (3), and grades them with ``lrpkit.grading`` on hidden configurations
 (expected results computed while grading): in bubblewrap with 2 workers and with 1, and
 unconfined (``--no-sandbox``) with 2, in one run, ``--rounds`` times (2; every other round in
 reverse order) keeping each mode's best. It prints the seconds per submission beside
@@ -103,7 +103,9 @@ def profile(variant, base, course, cache):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m lrpkit.grading.bench", description=__doc__)
-    parser.add_argument("--copies", type=int, default=1, help="submissions of each variant")
+    parser.add_argument(  # 9 submissions: a course has hundreds, a grading run starts once
+        "--copies", type=int, default=3, help="submissions of each variant (default 3)"
+    )
     parser.add_argument(
         "--rounds",
         type=int,

@@ -618,8 +618,9 @@ class Watchdog:
                 self.pidfd = None
             self.pump.join(timeout=10)
             self.stdout.close()
-            if self.forked is not None:
-                returncode = self.forked.poll() if self.forked.poll() is not None else returncode
+            if self.forked is not None:  # its status, not the waiter's
+                status = self.forked.poll()
+                returncode = returncode if status is None else status
                 self.forked.close()
         seconds = time.monotonic() - self.started
         return Outcome(
