@@ -9,6 +9,7 @@ import ast
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from lrpkit.grading.course import GradingError
@@ -24,6 +25,8 @@ class NotebookFile:
 
     name: str
     data: bytes
+    exercise: str = ""  # ex3/ex4/ex5 matched by content; "" when unknown
+    problem: str = ""  # why this one file cannot be used; the others still are
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,13 @@ class Submission:
     files: list  # [NotebookFile]
     cells: list = field(default_factory=list)  # [CodeCell] to run
     problem: str = ""  # why it cannot be graded; empty when it can
+    name: str = ""  # full name (from the LMS's file names or the roster)
+    login: str = ""  # LMS login / SIS login id
+    sis_id: str = ""  # SIS user id (roster)
+    section: str = ""  # section (roster)
+    submitted: datetime | None = None  # when it was handed in, where known (tz-aware UTC)
+    late: bool = False  # the LMS itself marked it late (Canvas's LATE marker)
+    origin: str = ""  # layout it came from: canvas, moodle, zip, nbgrader, folder, pattern
 
 
 def _read(entry):
