@@ -328,13 +328,6 @@ class Collector:
             for path, reason in folder.refused:
                 self.leave(path, reason, draft)
         self.notebooks(folder or node, draft)
-        if not draft.candidates and not draft.problem:
-            what = "zip" if origin == "zip" else "folder"
-            draft.problem = f"the {what} holds no .ipynb notebook"
-            if draft.refusals:
-                draft.problem = f"no notebook could be read from the {what}: " + "; ".join(
-                    draft.refusals[:3]
-                )
 
     def by_pattern(self, node, depth=0):
         """--pattern: every notebook below the download's folder, by its path."""
@@ -374,6 +367,13 @@ class Collector:
     def submission(self, draft):
         """The Submission of a draft: notebooks read, matched, duplicates resolved."""
         sub = Submission(draft.student, [], problem=draft.problem, origin=draft.origin)
+        if not draft.candidates and not sub.problem:
+            what = {"zip": "zip", "folder": "folder"}.get(draft.origin, "submission")
+            sub.problem = f"the {what} holds no .ipynb notebook"
+            if draft.refusals:
+                sub.problem = f"no notebook could be read from the {what}: " + "; ".join(
+                    draft.refusals[:3]
+                )
         sub.name, sub.login = draft.name, draft.login
         files = []
         for candidate in draft.candidates:

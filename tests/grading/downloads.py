@@ -4,12 +4,15 @@
 (with a resubmission, a LATE one and one file no student can be found for), 30 in a Moodle
 zip (one handing in a zip of their own, renamed), 10 zips of one student each, one student
 whose ex3 is empty, a symbolic link, a zip with ``../`` and absolute paths and a zip bomb.
-Most students hand in the exercise notebooks as handed out (their stubs raise at once, so
-grading them is fast); a few hand in the solutions.
+Most students hand in the exercise notebooks as handed out, cut to their headings, tasks and
+checks (``tiny``: the stubs raise at once and nothing loads the model, so grading them is
+fast), some uncut, a few the solutions.
 """
 
 import io
+import json
 import os
+import re
 import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -47,18 +50,33 @@ def zip_bytes(members, date_time=WHEN):
     return buffer.getvalue()
 
 
+def tiny(data):
+    """An exercise notebook as handed out, cut to its headings, tasks and checks: what
+    matches it to its exercise, graded in a moment (nothing loads the model)."""
+    nb = json.loads(data)
+    nb["cells"] = [
+        cell
+        for cell in nb["cells"]
+        if cell["cell_type"] == "markdown"
+        or re.search(r"^(def|class) |check_", "".join(cell["source"]), re.MULTILINE)
+    ]
+    return json.dumps(nb, indent=1).encode()
+
+
 def notebooks(solutions=SOLUTIONS, exercises=EXERCISES):
-    """{"solution"|"exercise": {notebook name: bytes}} of a course."""
+    """{"solution"|"exercise"|"tiny": {notebook name: bytes}} of a course."""
+    given = {n: (exercises / n).read_bytes() for n in (EX3, EX4)}
     return {
         "solution": {n: (solutions / n).read_bytes() for n in (EX3, EX4)},
-        "exercise": {n: (exercises / n).read_bytes() for n in (EX3, EX4)},
+        "exercise": given,
+        "tiny": {n: tiny(data) for n, data in given.items()},
     }
 
 
 def class_download(base, solutions=SOLUTIONS, exercises=EXERCISES):
     """Issue 19's test class in folder ``base``; returns what the intake must find."""
     nbs = notebooks(solutions, exercises)
-    solution, given = nbs["solution"], nbs["exercise"]
+    solution, given = nbs["solution"], nbs["tiny"]
     expected = Expected()
     base.mkdir(parents=True, exist_ok=True)
 
@@ -67,15 +85,15 @@ def class_download(base, solutions=SOLUTIONS, exercises=EXERCISES):
     for n in range(1, 31):
         user, login = str(2000 + n), f"student{n:02d}canvas"
         late = "_LATE" if n == 2 else ""
+        kind = "exercise" if n == 3 else "tiny"
         for name in (EX3, EX4):
             submission += 1
-            data = given[name]
-            canvas.append((f"{login}{late}_{user}_{submission}_{name}", data))
-        expected.students[user] = ("canvas", {"ex3": "exercise", "ex4": "exercise"})
+            canvas.append((f"{login}{late}_{user}_{submission}_{name}", nbs[kind][name]))
+        expected.students[user] = ("canvas", {"ex3": kind, "ex4": kind})
         expected.names[user] = login
     # student 2001 hands in ex3 again, solved: Canvas names it ex3_gradient_x_input-1.ipynb
     canvas.append((f"student01canvas_2001_{submission + 1}_{EX3[:-6]}-1.ipynb", solution[EX3]))
-    expected.students["2001"] = ("canvas", {"ex3": "solution", "ex4": "exercise"})
+    expected.students["2001"] = ("canvas", {"ex3": "solution", "ex4": "tiny"})
     expected.late.add("2002")
     canvas.append(("instructions.ipynb", given[EX3]))  # no student in its name
     expected.left_out["canvas.zip/instructions.ipynb"] = "no student found"
@@ -86,7 +104,7 @@ def class_download(base, solutions=SOLUTIONS, exercises=EXERCISES):
     for n in range(1, 31):
         participant, full = str(5000 + n), f"Moodle Student{n:02d}"
         folder = f"{full}_{participant}_assignsubmission_file_"
-        kind = "solution" if n == 1 else "exercise"
+        kind = {1: "solution", 2: "exercise"}.get(n, "tiny")
         if n == 3:  # a zip of their own, the notebooks renamed
             own = {"work/Copy of ex3 (1).ipynb": given[EX3], "work/lrp.ipynb": given[EX4]}
             moodle.append((f"{folder}/handin.zip", zip_bytes(own)))
@@ -99,7 +117,7 @@ def class_download(base, solutions=SOLUTIONS, exercises=EXERCISES):
 
     # one zip per student, the notebooks in a folder of the zip
     for n in range(1, 11):
-        kind = "solution" if n == 1 else "exercise"
+        kind = "solution" if n == 1 else "tiny"
         members = {f"lrp-exercises/{name}": nbs[kind][name] for name in (EX3, EX4)}
         (base / f"z{n:02d}.zip").write_bytes(zip_bytes(members))
         expected.students[f"z{n:02d}"] = ("zip", {"ex3": kind, "ex4": kind})

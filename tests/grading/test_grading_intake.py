@@ -241,3 +241,15 @@ def test_a_download_inside_a_folder_is_found(download, kit, tmp_path):
     got = rows(collect(tmp_path, exercises=kit))
     assert {s.origin for s in got.values()} == {"canvas", "moodle", "unmatched"}
     assert len(got) == 61
+
+
+def test_a_canvas_student_without_a_notebook_gets_a_row_that_says_so(tmp_path, kit):
+    members = {"ann_3001_1_report.pdf": b"%PDF", f"bob_3002_2_{EX3}": NBS["tiny"][EX3]}
+    (tmp_path / "canvas.zip").write_bytes(zip_bytes(members))
+    intake = collect(tmp_path / "canvas.zip", exercises=kit)
+    got = rows(intake)
+    assert got["3001"].problem == "the submission holds no .ipynb notebook"
+    assert ("ann_3001_1_report.pdf", "not a notebook: not graded") in [
+        (u.path, u.reason) for u in intake.notes
+    ]
+    assert not got["3002"].problem and intake.unmatched == []
