@@ -23,17 +23,19 @@ Only checks below a solution region are graded (one above every task, like the c
 given input X, checks given code), and a student's unchanged copy of a given display-only
 cell (tag ``grade-skip``) is not run.
 
-The grader never trusts the kernel: it reads all submissions into memory first, keeps
-results in memory, writes grades.csv atomically, reads cell results from a pipe signed with
-a secret the kernel never sees, kills every process a run started, and after each run
+Submissions are data: they are read through files.py (no link followed, regular files only,
+bounded size and JSON depth), and whatever fails on one submission is its row, never the
+end of the run. The grader never trusts the kernel: it reads all submissions into memory
+first, keeps results in memory, writes grades.csv atomically, reads cell results from a pipe
+signed with a secret the kernel never sees, kills every process a run started, and after each run
 compares the kit, data/reference, the solutions and the submissions (and each sandbox's
 copies) with what they were, restoring any change. Runs that overlapped a change are graded
 again one at a time; a submission that changes them when run alone is marked ``tampered``.
 
-One module per step: course (checks and sandbox files), submissions (reading notebooks),
-notebook (the graded notebook; kernel/ holds the code it runs in the kernel), runner (one
-run), sandbox (bubblewrap and limits), zygote and forked (forking pytest and kernels), plugin
-(pytest's side of it), hidden and secret (hidden
+One module per step: course (checks and sandbox files), files (reading files from outside),
+submissions (reading notebooks), notebook (the graded notebook; kernel/ holds the code it
+runs in the kernel), runner (one run), sandbox (bubblewrap and limits), zygote and forked
+(forking pytest and kernels), plugin (pytest's side of it), hidden and secret (hidden
 configurations), protect (the watched files), scoring, report (grades.csv and feedback),
 shards (grading on several machines), pipeline (``grade``), cli (the command line).
 """

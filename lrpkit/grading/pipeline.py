@@ -5,17 +5,24 @@
 run, grades again one at a time the runs that changed their sandbox or overlapped a change
 (marking ``tampered`` those that still change something when run alone), and writes
 grades.csv after every result and the feedback files at the end.
+
+A failure stays with its submission: whatever the grader raises while reading, running,
+scoring or cleaning up one submission becomes that submission's row (status ``error`` with
+the reason), a feedback file that cannot be written is said in its row, and the run goes on
+to write grades.csv and every other feedback file.
 """
 
+import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
 from lrpkit.grading import secret as course_secret
 from lrpkit.grading.course import load_course
+from lrpkit.grading.files import remove_tree
 from lrpkit.grading.hidden import HiddenChecks
 from lrpkit.grading.protect import Watch, protected_paths
 from lrpkit.grading.report import write_feedback, write_grades
@@ -24,7 +31,6 @@ from lrpkit.grading.runner import (
     TIMEOUT,
     Grader,
     float64_path,
-    force_rmtree,
     kill_token,
     restore_standin,
 )
@@ -40,7 +46,7 @@ class Gradebook:
     def __init__(self, subs, out):
         self.subs = subs
         self.out = Path(out)
-        self.results = [Result.rejected(s) if s.problem else Result.pending(s) for s in subs]
+        self.results = [_first_result(sub) for sub in subs]
 
     def gradable(self):
         """Keys (positions) of the submissions that can run."""
@@ -60,8 +66,13 @@ class Gradebook:
                 self.results[key] = Result.interrupted(self.subs[key])
 
     def finish(self):
+        """Every feedback file, then grades.csv: a student whose feedback file could not be
+        written has it said in the reason (the other files are written)."""
+        for result, error in write_feedback(self.out, self.results):
+            key = next(k for k, r in enumerate(self.results) if r is result)
+            note = f"no feedback file ({type(error).__name__}: {error})"
+            self.results[key] = replace(result, reason=f"{result.reason}; {note}")
         self.save()
-        write_feedback(self.out, self.results)
 
     def sorted(self):
         return sorted(self.results, key=lambda r: r.student)
@@ -78,6 +89,14 @@ class Incident:
         return run.started <= self.seen and run.ended >= self.since
 
 
+def _first_result(sub):
+    """A submission's result before it runs: pending, or rejected with its problem (status
+    error where the problem is the grader's own failure to read it)."""
+    if not sub.problem:
+        return Result.pending(sub)
+    return Result.rejected(sub, "error" if sub.failed else "invalid")
+
+
 def run_safely(grader, sub):
     """``grader.run(sub)``, or the exception it raised (the grader's own trouble)."""
     try:
@@ -90,7 +109,19 @@ def judge(sub, outcome, grader):
     """The result of a run, or of the grader's failure to run it."""
     if isinstance(outcome, Exception):
         return Result.grader_error(sub, outcome)
-    return score(sub.student, outcome, grader.cell_timeout, grader.hidden)
+    try:
+        return score(sub.student, outcome, grader.cell_timeout, grader.hidden)
+    except Exception as error:
+        return Result.grader_error(sub, error)
+
+
+def verify(watch):
+    """``watch.verify()``: the protected files that changed (and are restored), or [the
+    exception] where checking or restoring them failed (treated as a change)."""
+    try:
+        return watch.verify()
+    except Exception as error:
+        return [error]
 
 
 def grade_in_parallel(grader, book, watch, workers, progress):
@@ -106,7 +137,7 @@ def grade_in_parallel(grader, book, watch, workers, progress):
         for future in as_completed(futures):
             key, outcome = futures[future], future.result()
             with grader.lock:
-                changed, now = watch.verify(), time.time()
+                changed, now = verify(watch), time.time()
                 if changed:
                     incidents.append(Incident(last_clean, now))
                 else:
@@ -129,11 +160,13 @@ def grade_alone(grader, book, watch, keys):
     for key in keys:
         sub = book.subs[key]
         outcome = run_safely(grader, sub)
-        if isinstance(outcome, Exception):
-            book.results[key] = Result.grader_error(sub, outcome)
+        changed = verify(watch)
+        trouble = [error for error in changed if isinstance(error, Exception)]
+        if isinstance(outcome, Exception) or trouble:
+            error = outcome if isinstance(outcome, Exception) else trouble[0]
+            book.record(key, Result.grader_error(sub, error))
             continue
-        changed = watch.verify()
-        result = score(sub.student, outcome, grader.cell_timeout, grader.hidden)
+        result = judge(sub, outcome, grader)
         if outcome.changes or changed:
             names = sorted({*outcome.changes, *(path.name for path in changed)})
             result = Result.tampered(result, names)
@@ -213,19 +246,28 @@ def grade(
         grade_alone(grader, book, watch, suspects)
     except BaseException:
         if grader is not None:
-            kill_token(grader.token_prefix, prefix=True)
+            _attempt("killing the runs", kill_token, grader.token_prefix, prefix=True)
         book.interrupt()
         raise
     finally:
         if grader is not None:
-            grader.close()
+            _attempt("ending the zygotes", grader.close)
         if hidden is not None:
-            hidden.close()
-        watch.verify()
+            _attempt("ending the hidden configurations", hidden.close)
+        _attempt("restoring the protected files", watch.verify)
         if own_workdir and not keep:
-            force_rmtree(workdir)
+            _attempt("removing the grading folder", remove_tree, workdir)
         book.finish()
     return book.sorted()
+
+
+def _attempt(what, step, *args, **kwargs):
+    """One step of ending a run; its failure is said on stderr, so the results are still
+    written (and an exception already on its way is not replaced)."""
+    try:
+        step(*args, **kwargs)
+    except Exception as error:
+        print(f"warning: {what} failed ({type(error).__name__}: {error})", file=sys.stderr)
 
 
 def _progress(total, enabled):

@@ -5,11 +5,16 @@ references, the solutions and every submission); ``verify`` restores each change
 keeps the changed version in a quarantine folder for the instructor to look at.
 """
 
+import os
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from lrpkit.grading import files
+from lrpkit.grading.course import GradingError
+
+MAX_SUBMISSION_ENTRIES = 1_000_000  # files and folders a submissions folder may hold
 #: files of a course root no submission may change
 PROTECTED = (
     "*.py",
@@ -30,8 +35,19 @@ def protected_paths(root, submissions, course_root=None):
     for base in {Path(root), Path(course_root or root)}:
         for pattern in PROTECTED:
             paths += [p for p in base.glob(pattern) if p.is_file()]
-    paths += [p for p in Path(submissions).rglob("*") if p.is_file()]
+    paths += submission_files(submissions)
     return sorted(set(paths))
+
+
+def submission_files(submissions):
+    """The regular files in the submissions folder at any depth (links are not followed, a
+    folder that cannot be listed is left out: it cannot be graded either)."""
+    base = os.path.realpath(submissions)
+    try:
+        found = files.walk(base, MAX_SUBMISSION_ENTRIES, on_error=lambda path, error: None)
+    except files.Refused as error:
+        raise GradingError(f"{submissions}: {error}") from None
+    return [Path(submissions, entry.name) for entry in found if entry.kind == "file"]
 
 
 @dataclass(frozen=True)

@@ -92,5 +92,14 @@ def write_grades(out, results):
 
 
 def write_feedback(out, results):
+    """Write every result's feedback file; one that fails does not stop the others.
+    Returns [(result, exception)] of those not written."""
+    failed = []
     for result in results:
-        write_atomic(Path(out) / "feedback" / f"{safe_name(result.student)}.md", feedback(result))
+        try:
+            write_atomic(
+                Path(out) / "feedback" / f"{safe_name(result.student)}.md", feedback(result)
+            )
+        except Exception as error:
+            failed.append((result, error))
+    return failed

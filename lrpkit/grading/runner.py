@@ -21,6 +21,7 @@ from pathlib import Path
 
 import nbformat
 
+from lrpkit.grading.files import Refused, read_file, read_tail, remove_tree
 from lrpkit.grading.forked import Forked
 from lrpkit.grading.notebook import graded_notebook
 from lrpkit.grading.sandbox import LimitHit, Limits, Sandbox, Watchdog, probe
@@ -246,27 +247,16 @@ def kill_token(token, prefix=False):
     return len(victims)
 
 
-def force_rmtree(path):
-    """rmtree that also removes read-only files (the sandbox's copies are chmod 444)."""
-    if not Path(path).exists():
-        return
-
-    def retry(func, name, _info):
-        try:
-            os.chmod(name, 0o700)
-            Path(name).parent.chmod(0o700)
-            func(name)
-        except OSError:
-            pass
-
-    shutil.rmtree(path, onerror=retry)
+#: the old name of files.remove_tree (any depth, any file, links not followed)
+force_rmtree = remove_tree
 
 
 def same(path, data):
-    """Whether a file holds exactly these bytes (False when it cannot be read)."""
+    """Whether a file holds exactly these bytes (False when it cannot be read, is a link or
+    not a regular file: never read beyond len(data) + 1 bytes)."""
     try:
-        return path.is_file() and path.read_bytes() == data
-    except OSError:
+        return read_file(path, len(data)) == data
+    except (OSError, Refused):
         return False
 
 
@@ -448,11 +438,11 @@ class Grader:
         timed_out, limit = self._wait(proc, token)
         records = pipe.records()
         seconds = time.monotonic() - started
-        log = folders.log.read_bytes()[-4000:].decode("utf-8", "replace")
+        log = self._log(folders)
         changes = self.sandbox_changes(folders.sandbox)
         changes += [path.name for path, data in written.items() if not same(path, data)]
         if not self.keep:
-            force_rmtree(folders.sandbox.parent)
+            self._clean(folders.sandbox.parent)
         return Run(
             records,
             graded.roles,
@@ -467,6 +457,23 @@ class Grader:
             self.limits if self.sandboxed else None,
             config,
         )
+
+    @staticmethod
+    def _log(folders):
+        """The end of pytest's log (the reason of a run that gave no records)."""
+        try:
+            return read_tail(folders.log, 4000).decode("utf-8", "replace")
+        except (OSError, Refused) as error:  # no path of the grader's in a student's row
+            return f"pytest's log could not be read ({getattr(error, 'strerror', '') or error})"
+
+    @staticmethod
+    def _clean(folder):
+        """Remove a run's folders; a failure costs no result (what is left goes with the
+        workdir, and is named on stderr)."""
+        try:
+            remove_tree(folder)
+        except OSError as error:
+            print(f"warning: {error}", file=sys.stderr)
 
     def _start(self, folders, token, pipe):
         """Start pytest in a session of its own, its output going to the control folder's log:

@@ -1,22 +1,33 @@
 """Reading submissions: find them, read their notebooks into memory, pick the cells to run.
 
 A submission is ``<student id>.ipynb`` or a folder ``<student id>/`` of notebooks. Every file
-is read before any student code runs; a submission that cannot be graded keeps the reason in
-``problem`` (it still gets its row).
+is read before any student code runs, through lrpkit.grading.files: no link is followed (a
+linked notebook or folder, dangling or not, is refused and named), only regular files are
+read (a FIFO, device or socket is named, never opened), at most ``MAX_NOTEBOOK_BYTES`` each,
+and JSON nesting is bounded. A submission that cannot be graded keeps the reason in
+``problem`` (it still gets its row); the grader's own failure on one (``failed``) is its row
+too, and discovery goes on with the others.
+
+Each unusable file is also recorded on its own (``Submission.problems``, [FileProblem]):
+for now one unusable notebook makes the whole submission invalid (its reason names every
+such file), while the usable notebooks of the folder are still read and parsed, so that
+scoring can later cost a bad notebook only its own exercise.
 """
 
 import ast
-import json
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
+from lrpkit.grading import files
 from lrpkit.grading.course import GradingError
 from lrpkit.layout import CHECK_TAG, tags
 
 MAX_NOTEBOOK_BYTES = 50 * 2**20
+NOTEBOOK = ".ipynb"
 ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]*")
+SHOWN_PROBLEMS = 3  # file problems a row's reason names; the rest are counted
 
 
 @dataclass(frozen=True)
@@ -27,6 +38,14 @@ class NotebookFile:
     data: bytes
     exercise: str = ""  # ex3/ex4/ex5 matched by content; "" when unknown
     problem: str = ""  # why this one file cannot be used; the others still are
+
+
+@dataclass(frozen=True)
+class FileProblem:
+    """Why one file of a submission cannot be graded (a link, a FIFO, too big, not JSON)."""
+
+    name: str  # the file's name in the submission
+    reason: str  # for the student: what it is and what to do
 
 
 @dataclass(frozen=True)
@@ -43,9 +62,11 @@ class Submission:
     """One student's notebooks and, once parsed, the code cells to run."""
 
     student: str
-    files: list  # [NotebookFile]
+    files: list  # [NotebookFile] that could be read
     cells: list = field(default_factory=list)  # [CodeCell] to run
     problem: str = ""  # why it cannot be graded; empty when it can
+    problems: list = field(default_factory=list)  # [FileProblem], one per unusable file
+    failed: bool = False  # the problem is the grader's own failure (status error)
     name: str = ""  # full name (from the LMS's file names or the roster)
     login: str = ""  # LMS login / SIS login id
     sis_id: str = ""  # SIS user id (roster)
@@ -55,36 +76,98 @@ class Submission:
     origin: str = ""  # layout it came from: canvas, moodle, zip, nbgrader, folder, pattern
 
 
-def _read(entry):
-    """A submission from a folder entry, or None when the entry is not one."""
-    if entry.is_file() and entry.suffix == ".ipynb":
-        student, paths = entry.stem, [entry]
-    elif entry.is_dir():
-        student = entry.name
-        paths = sorted(p for p in entry.glob("*.ipynb") if not p.name.startswith("."))
-    else:
-        return None
-    sub = Submission(student, [])
-    for path in paths:
-        size = path.stat().st_size
-        if size > MAX_NOTEBOOK_BYTES:
-            sub.problem = (
-                f"{path.name} is {size / 2**20:.0f} MiB; clear its outputs and hand it in again"
-            )
-        else:
-            sub.files.append(NotebookFile(path.name, path.read_bytes()))
-    if not paths:
+def _summary(problems):
+    """The row's reason for these file problems: the first few, then how many more."""
+    reasons = [p.reason for p in sorted(problems, key=lambda p: p.name)]
+    more = len(reasons) - SHOWN_PROBLEMS
+    return "; ".join(reasons[:SHOWN_PROBLEMS]) + (f"; and {more} more files" if more > 0 else "")
+
+
+def add_problem(sub, name, reason):
+    """Record that the file ``name`` of sub is unusable; the submission's reason names it
+    (unless it already has a reason of its own, such as a second submission)."""
+    derived = sub.problem == _summary(sub.problems)
+    sub.problems.append(FileProblem(name, reason))
+    if derived:
+        sub.problem = _summary(sub.problems)
+
+
+def _printable(name):
+    """A name as text that can be written anywhere (undecodable bytes replaced)."""
+    return os.fsencode(name).decode("utf-8", "replace")
+
+
+def _student(entry):
+    """The student id of an entry of the submissions folder, or None when the entry is not a
+    submission: notebooks by name (whatever they are), folders, and links (never followed:
+    a link may stand for a folder)."""
+    if entry.name.endswith(NOTEBOOK) and entry.kind != "dir":
+        return entry.name[: -len(NOTEBOOK)]
+    if entry.kind in ("dir", "symlink"):
+        return entry.name
+    return None
+
+
+def _read_notebook(sub, name, dir_fd):
+    """Read the notebook ``name`` of the folder dir_fd into sub, or record why not."""
+    try:
+        sub.files.append(NotebookFile(name, files.read_file(name, MAX_NOTEBOOK_BYTES, dir_fd)))
+    except files.Refused as error:
+        add_problem(sub, name, str(error))
+
+
+def _read_folder(sub, name, dir_fd):
+    """Read the notebooks of the student folder ``name`` of dir_fd into sub."""
+    try:
+        folder = files.open_folder(name, dir_fd)
+    except files.Refused as error:
+        sub.problem = str(error)
+        return
+    try:
+        names = [
+            e.name
+            for e in files.scan(folder)
+            if e.name.endswith(NOTEBOOK) and not e.name.startswith(".")
+        ]
+        for notebook in names:
+            _read_notebook(sub, notebook, folder)
+    finally:
+        os.close(folder)
+    if not names:
         sub.problem = "the folder holds no .ipynb notebook"
+
+
+def _read(entry, dir_fd):
+    """A submission from an entry of the submissions folder (open as dir_fd), or None when
+    the entry is not one; the grader's trouble reading it is its row, not the run's end."""
+    student = _student(entry)
+    if student is None:
+        return None
+    sub = Submission(_printable(student), [])
+    try:
+        if entry.kind == "dir" or not entry.name.endswith(NOTEBOOK):
+            _read_folder(sub, entry.name, dir_fd)
+        else:
+            _read_notebook(sub, entry.name, dir_fd)
+    except Exception as error:
+        sub.problem = f"the grader could not read this submission ({type(error).__name__}: {error})"
+        sub.failed = True
     return sub
 
 
 def discover(folder):
-    """The submissions in folder: ``<id>.ipynb`` files and ``<id>/`` folders of notebooks."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise GradingError(f"{folder} is not a folder of submissions")
-    entries = (e for e in sorted(folder.iterdir()) if not e.name.startswith((".", "_")))
-    found = [sub for sub in map(_read, entries) if sub is not None]
+    """The submissions in folder: ``<id>.ipynb`` files and ``<id>/`` folders of notebooks.
+
+    The folder is the instructor's (a link to it is followed); nothing in it is."""
+    try:
+        top = files.open_folder(os.path.realpath(folder))
+    except (files.Refused, OSError):
+        raise GradingError(f"{folder} is not a folder of submissions") from None
+    try:
+        entries = [e for e in files.scan(top) if not e.name.startswith((".", "_"))]
+        found = [sub for sub in (_read(entry, top) for entry in entries) if sub is not None]
+    finally:
+        os.close(top)
     seen = set()
     for sub in found:
         if sub.student in seen:
@@ -96,15 +179,9 @@ def discover(folder):
 
 
 def _notebook(name, data):
-    """The JSON of a notebook file as a dict; ValueError says why it is unusable."""
-    try:
-        nb = json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ValueError(f"{name} is not UTF-8 text (not a notebook file?)") from None
-    except json.JSONDecodeError as error:
-        raise ValueError(
-            f"{name} is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})"
-        ) from None
+    """The JSON of a notebook file as a dict; ValueError (files.Refused for unusable JSON)
+    says why it is unusable."""
+    nb = files.load_json(data, name, kind="notebook")
     if not isinstance(nb, dict):
         raise ValueError(f"{name} is JSON but not a notebook")
     version = nb.get("nbformat")
@@ -156,7 +233,7 @@ def is_check(source):
     """True for a check cell that lost its tag: only lrpkit imports and checks.* calls."""
     try:
         tree = ast.parse(source)
-    except SyntaxError:
+    except (SyntaxError, ValueError, MemoryError, RecursionError):  # too deep: Python's limit
         return False
     return (
         bool(tree.body)
@@ -166,22 +243,27 @@ def is_check(source):
 
 
 def parse(sub):
-    """Fill sub.cells with the code to run, or sub.problem with why there is none."""
-    if sub.problem:
-        return sub
+    """Fill sub.cells with the code to run from every notebook it could read, and
+    sub.problem with why it cannot be graded (an unusable notebook is recorded in
+    sub.problems; the usable ones still give their cells)."""
     cells = []
-    try:
-        for notebook in sub.files:
+    for notebook in sub.files:
+        try:
             cells += code_cells(notebook.name, notebook.data)
-    except ValueError as error:
-        sub.problem = str(error)
-        return sub
+        except ValueError as error:
+            add_problem(sub, notebook.name, str(error))
+        except Exception as error:  # the grader's own trouble: this submission's row
+            if not sub.problem:
+                sub.problem = (
+                    f"the grader could not read {notebook.name} ({type(error).__name__}: {error})"
+                )
+                sub.failed = True
     # The student's own check cells are not trusted (nor needed): the grader brings its own.
     sub.cells = [
         cell
         for cell in cells
         if cell.source.strip() and CHECK_TAG not in cell.tags and not is_check(cell.source)
     ]
-    if not sub.cells:
+    if not sub.cells and not sub.problem:
         sub.problem = "empty notebook: no code cells to grade"
     return sub
