@@ -248,6 +248,9 @@ def parse(sub):
     sub.problems; the usable ones still give their cells)."""
     cells = []
     for notebook in sub.files:
+        if notebook.problem:  # refused by the intake (a link, a zip member, a duplicate)
+            add_problem(sub, notebook.name, notebook.problem)
+            continue
         try:
             cells += code_cells(notebook.name, notebook.data)
         except ValueError as error:

@@ -152,3 +152,11 @@ def test_a_cell_too_complex_for_python_parser_is_no_check_and_no_crash():
     assert is_check(deep) is False
     sub = parse(Submission("s", [NotebookFile("s.ipynb", nb_bytes([code(deep)]))]))
     assert not sub.problem and sub.cells[0].source == deep
+
+
+def test_a_notebook_the_intake_refused_keeps_its_reason_and_is_not_parsed():
+    refused = NotebookFile("ex3.ipynb", b"", "ex3", "ex3.ipynb is a symbolic link: hand in ...")
+    good = NotebookFile("ex4.ipynb", nb_bytes([IMPORTS, code("x = 1")]), "ex4")
+    sub = parse(Submission("s", [refused, good]))
+    assert [p.reason for p in sub.problems] == [refused.problem]
+    assert sub.problem == refused.problem and [c.source for c in sub.cells] == [IMPORTS[1], "x = 1"]
