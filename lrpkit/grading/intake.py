@@ -218,7 +218,7 @@ class Collector:
             for child in children:
                 self.notebooks(child, draft, depth + 1, lms_time, **lms)
         elif node.kind != "file":
-            reason = f"{node.name} is a {_kind(node)}: hand in the file itself"
+            reason = _refusal(node)
             self.leave(node.path, reason, draft)
             if _notebook(node.name):
                 draft.candidates.append(Candidate(node, node.name, problem=reason))
@@ -257,7 +257,7 @@ class Collector:
                 node.path, "not a name Canvas or Moodle gives a submission: no student found"
             )
         elif node.kind not in ("file", "dir"):
-            self.refused(node, f"{node.name} is a {_kind(node)}: hand in the file itself")
+            self.refused(node, _refusal(node))
         elif node.kind == "dir" and level < 2 and node.name == "submitted":
             for child in self.children(node):  # nbgrader's submitted/<student>/
                 self.entry(child, level + 1)
@@ -337,7 +337,7 @@ class Collector:
             for child in self.children(node):
                 self.by_pattern(child, depth + 1)
         elif node.kind != "file":
-            self.leave(node.path, f"{node.name} is a {_kind(node)}: hand in the file itself")
+            self.leave(node.path, _refusal(node))
         elif _zip(node.name):
             folder = self.archive(node)
             if folder is not None:
@@ -456,8 +456,17 @@ def _unique(notebook, names):
     return notebook if name == notebook.name else _with(notebook, name=name)
 
 
-def _kind(node):
-    return {"symlink": "symbolic link", "fifo": "named pipe"}.get(node.kind, node.kind)
+def _refusal(node):
+    """Why a node that is neither a regular file nor a folder is not read, in files.py's
+    words (a link, a FIFO, a device...: never opened); a link without a notebook's or zip's
+    name may stand for a folder."""
+    if node.kind == "symlink" and not (_notebook(node.name) or _zip(node.name)):
+        return f"{node.name} is a symbolic link: hand in the folder itself"
+    try:
+        node.read(0)
+    except Refused as refused:
+        return str(refused)
+    return f"{node.name} is not a regular file"
 
 
 def collect(path, pattern=None, roster=None, exercises=None, limits=LIMITS):
