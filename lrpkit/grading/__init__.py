@@ -1,7 +1,9 @@
 """Grade submitted notebooks with nbval (instructors): ``make grade SUBMISSIONS=dir``.
 
-``python -m lrpkit.grading SUBMISSIONS --workers 2 --out grades`` grades every ``<student
-id>.ipynb`` (or folder ``<student id>/`` of notebooks) in SUBMISSIONS and writes
+``python -m lrpkit.grading SUBMISSIONS --workers 2 --out grades`` grades every student in
+SUBMISSIONS -- a Canvas or Moodle download (zip or folder), ``<student id>.zip``, ``<student
+id>/`` folders or ``<student id>.ipynb`` notebooks, nbgrader's ``submitted/``, or any layout
+through ``--pattern`` (intake.py; docs/intake.md) -- and writes
 ``grades/grades.csv`` (student, ex3, ex4, total, status, reason, sandbox, config) and
 ``grades/feedback/<student id>.md`` (every check's verdict and hint).
 
@@ -33,7 +35,8 @@ copies) with what they were, restoring any change. Runs that overlapped a change
 again one at a time; a submission that changes them when run alone is marked ``tampered``.
 
 One module per step: course (checks and sandbox files), files (reading files from outside),
-submissions (reading notebooks), notebook (the graded notebook; kernel/ holds the code it
+intake (the LMS's download to one submission per student: layouts, zips, tree, matching,
+roster), submissions (reading notebooks), notebook (the graded notebook; kernel/ holds the code it
 runs in the kernel), runner (one run), sandbox (bubblewrap and limits), zygote and forked
 (forking pytest and kernels), plugin (pytest's side of it), hidden and secret (hidden
 configurations), protect (the watched files), scoring, report (grades.csv and feedback),

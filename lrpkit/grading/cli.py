@@ -13,7 +13,10 @@ from pathlib import Path
 import lrpkit.grading
 from lrpkit.grading import secret as course_secret
 from lrpkit.grading.course import ALL_EXERCISES, EXERCISES, GradingError, load_course
+from lrpkit.grading.intake import collect
+from lrpkit.grading.matching import Exercises
 from lrpkit.grading.pipeline import grade
+from lrpkit.grading.roster import read_roster
 from lrpkit.grading.runner import CELL_TIMEOUT, TIMEOUT
 from lrpkit.grading.sandbox import Limits, SandboxUnavailable
 from lrpkit.grading.shards import Shard, ShardError, merge
@@ -24,7 +27,28 @@ def parser():
     parser = argparse.ArgumentParser(
         prog="python -m lrpkit.grading", description=lrpkit.grading.__doc__.split("\n")[0]
     )
-    parser.add_argument("submissions", type=Path, help="folder of <student id>.ipynb notebooks")
+    parser.add_argument(
+        "submissions",
+        type=Path,
+        help="the LMS's download (Canvas, Moodle: zip or folder), or a folder of <student id>"
+        ".ipynb notebooks, <student id>/ folders or <student id>.zip files",
+    )
+    parser.add_argument(
+        "--pattern",
+        help="regular expression for another LMS's file names, with named groups student_id "
+        "(and optionally file_id, timestamp), matched from the start of each notebook's path",
+    )
+    parser.add_argument(
+        "--roster",
+        type=Path,
+        help="the LMS's gradebook export (Canvas's gradebook CSV, Moodle's grading worksheet "
+        "or participants CSV): names, SIS ids, sections; a row for each student without one",
+    )
+    parser.add_argument(
+        "--allow-unmatched",
+        action="store_true",
+        help="exit 0 even when files were left out (they are listed and in grades.csv)",
+    )
     parser.add_argument("--out", type=Path, default=Path("grades"), help="output folder")
     parser.add_argument("--workers", type=int, default=2, help="submissions graded at once")
     parser.add_argument("--cell-timeout", type=float, default=CELL_TIMEOUT, help="seconds per cell")
@@ -117,6 +141,10 @@ def main(argv=None):
     try:
         exercises = ALL_EXERCISES if args.bonus else EXERCISES
         course = load_course(args.root, exercises=exercises)
+        roster = read_roster(args.roster) if args.roster else None
+        matcher = Exercises.from_solutions(args.root / "notebooks" / "solutions")
+        intake = collect(args.submissions, args.pattern, roster, matcher)
+        print("\n".join(intake.summary()))
         results = grade(
             args.submissions,
             args.out,
@@ -133,6 +161,7 @@ def main(argv=None):
             shard=args.shard,
             secret=secret,
             recorded=recorded,
+            intake=intake,
         )
     except (GradingError, SandboxUnavailable, course_secret.SecretError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -140,6 +169,13 @@ def main(argv=None):
     counts = Counter(result.status for result in results)
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     print(f"{len(results)} submissions ({summary}): {args.out / 'grades.csv'}")
+    if intake.unmatched and not args.allow_unmatched:
+        print(
+            f"error: {len(intake.unmatched)} files left out (listed above, and in grades.csv); "
+            "hand them in again or pass --allow-unmatched",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

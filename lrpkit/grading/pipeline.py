@@ -24,6 +24,8 @@ from lrpkit.grading import secret as course_secret
 from lrpkit.grading.course import load_course
 from lrpkit.grading.files import remove_tree
 from lrpkit.grading.hidden import HiddenChecks
+from lrpkit.grading.intake import collect
+from lrpkit.grading.matching import Exercises
 from lrpkit.grading.protect import Watch, protected_paths
 from lrpkit.grading.report import write_feedback, write_grades
 from lrpkit.grading.runner import (
@@ -35,7 +37,7 @@ from lrpkit.grading.runner import (
     restore_standin,
 )
 from lrpkit.grading.scoring import Result, score
-from lrpkit.grading.submissions import discover, parse
+from lrpkit.grading.submissions import parse
 from lrpkit.layout import ROOT
 
 
@@ -199,6 +201,7 @@ def grade(
     secret=None,
     recorded=None,
     fork=True,
+    intake=None,
 ):
     """Grade every submission in ``submissions``; write out/grades.csv and out/feedback/.
 
@@ -207,13 +210,18 @@ def grade(
     ``shards.merge``). ``secret``: the course secret's bytes (default: ``secret.load()``);
     ``recorded``: {student: Config JSON} to re-grade on (from an earlier grades.csv).
     ``fork``: fork kernels from a zygote (``runner.Grader``); False starts each alone.
+    ``intake``: the ``intake.Intake`` of ``submissions`` when already collected (with a
+    --pattern or --roster); default: ``intake.collect(submissions)``.
     Returns the results, one per submission, sorted by student id.
     """
     course = course or load_course(root)
     hidden = None
     if course.hidden:
         hidden = HiddenChecks(secret if secret is not None else course_secret.load(), recorded)
-    subs = discover(submissions)
+    if intake is None:
+        solutions = Path(root) / "notebooks" / "solutions"
+        intake = collect(submissions, exercises=Exercises.from_solutions(solutions))
+    subs = intake.submissions
     if shard is not None:
         subs = shard.select(subs)
         shard.write_marker(out, [sub.student for sub in subs])

@@ -41,8 +41,10 @@ def protected_paths(root, submissions, course_root=None):
 
 def submission_files(submissions):
     """The regular files in the submissions folder at any depth (links are not followed, a
-    folder that cannot be listed is left out: it cannot be graded either)."""
+    folder that cannot be listed is left out: it cannot be graded either), or the zip."""
     base = os.path.realpath(submissions)
+    if os.path.isfile(base):
+        return [Path(submissions)]  # the LMS's zip download
     try:
         found = files.walk(base, MAX_SUBMISSION_ENTRIES, on_error=lambda path, error: None)
     except files.Refused as error:
