@@ -18,8 +18,9 @@ its exercise by its cells (matching.py). When one student has two notebooks of o
 the newer wins: by Canvas's submission id (then its ``-N`` suffix), else by the files' times;
 when nothing tells them apart, both are unusable and named. ``Intake.unmatched`` names every
 file left out (refused, or no student found) with its reason; such a file also has a row:
-its student's (a ``NotebookFile`` with a ``problem``, or the submission's ``problem``), or one
-of its own (origin ``unmatched``). ``roster`` (roster.py) fills names, SIS ids and sections,
+its student's (a ``NotebookFile`` with a ``problem``, which parse records in
+``Submission.problems``, or the submission's ``problem``), or one of its own (origin
+``unmatched``). ``roster`` (roster.py) fills names, SIS ids and sections,
 re-keys submissions to the roster's LMS id, and adds a row ``no submission`` for each student
 without one.
 """
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from lrpkit.grading import layouts
-from lrpkit.grading.course import GradingError
+from lrpkit.grading.course import ALL_EXERCISES, GradingError
 from lrpkit.grading.files import Refused
 from lrpkit.grading.matching import Exercises
 from lrpkit.grading.roster import join
@@ -40,7 +41,6 @@ from lrpkit.grading.zips import LIMITS, Budget
 SKIPPED = ("__MACOSX", ".ipynb_checkpoints", "__pycache__")
 MAX_DEPTH = 6  # folder levels within one student's submission
 MAX_NODES = 200_000  # files and folders in one download
-ORDER = ("ex3", "ex4", "ex5")
 
 
 @dataclass(frozen=True)
@@ -442,7 +442,8 @@ def _newest(candidates):
 
 
 def _position(notebook):
-    rank = ORDER.index(notebook.exercise) if notebook.exercise in ORDER else len(ORDER)
+    order = ALL_EXERCISES
+    rank = order.index(notebook.exercise) if notebook.exercise in order else len(order)
     return rank, notebook.name
 
 
