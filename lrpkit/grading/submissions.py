@@ -9,6 +9,7 @@ import ast
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from lrpkit.grading.course import GradingError
@@ -24,6 +25,8 @@ class NotebookFile:
 
     name: str
     data: bytes
+    exercise: str = ""  # ex3/ex4/ex5 where the intake matched it by content; "" when unknown
+    problem: str = ""  # why this one file cannot be used (the others still are)
 
 
 @dataclass(frozen=True)
@@ -37,12 +40,20 @@ class CodeCell:
 
 @dataclass
 class Submission:
-    """One student's notebooks and, once parsed, the code cells to run."""
+    """One student's notebooks and, once parsed, the code cells to run; who handed them in
+    and when, as far as the LMS's download or the roster says."""
 
-    student: str
+    student: str  # the key: the LMS's user id where known, else the file or folder id
     files: list  # [NotebookFile]
     cells: list = field(default_factory=list)  # [CodeCell] to run
     problem: str = ""  # why it cannot be graded; empty when it can
+    name: str = ""  # full name (from the LMS's file names or the roster)
+    login: str = ""  # LMS login / SIS login id
+    sis_id: str = ""  # SIS user id (roster)
+    section: str = ""  # section (roster)
+    submitted: datetime | None = None  # when it was handed in, where known (tz-aware UTC)
+    late: bool = False  # the LMS itself marked it late (Canvas's LATE marker)
+    origin: str = ""  # the layout it came from: canvas, moodle, zip, nbgrader, folder, pattern
 
 
 def _read(entry):
