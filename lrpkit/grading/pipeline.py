@@ -3,22 +3,27 @@
 ``grade`` reads the course and all submissions into memory first, grades the readable ones
 ``workers`` at once while a ``Watch`` restores any change to the protected files after each
 run, grades again one at a time the runs that changed their sandbox or overlapped a change
-(marking ``tampered`` those that still change something when run alone), and writes
-grades.csv after every result and the feedback files at the end.
+(marking ``tampered`` those that still change something when run alone), and writes the
+output folder (lrpkit.grading.outputs: grades.csv, configs.jsonl, canvas.csv, moodle.csv)
+and the student's feedback file after every result. An output folder with an earlier run
+is updated: only the rows of the students graded now change.
 """
 
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
 from lrpkit.grading import secret as course_secret
-from lrpkit.grading.course import load_course
+from lrpkit.grading.course import GradingError, load_course
+from lrpkit.grading.gradebook import Layout
 from lrpkit.grading.hidden import HiddenChecks
+from lrpkit.grading.outputs import OutputFolder
+from lrpkit.grading.parts import lost_exercises
 from lrpkit.grading.protect import Watch, protected_paths
-from lrpkit.grading.report import write_feedback, write_grades
+from lrpkit.grading.report import write_feedback
 from lrpkit.grading.runner import (
     CELL_TIMEOUT,
     TIMEOUT,
@@ -34,34 +39,66 @@ from lrpkit.layout import ROOT
 
 
 class Gradebook:
-    """One result per submission, in discovery order, kept in memory; ``save`` writes
-    grades.csv atomically, so the file always holds a whole table."""
+    """One result per submission, in discovery order, kept in memory; ``save`` writes the
+    output folder, each file atomically, so it always holds whole tables."""
 
-    def __init__(self, subs, out):
+    def __init__(self, subs, folder, course):
         self.subs = subs
-        self.out = Path(out)
+        self.folder = folder  # outputs.OutputFolder
+        self.course = course
+        self.lost = {}  # key -> {exercise: why its notebook cannot be used}
+        self.feedback = {}  # key -> its feedback file, relative to the folder
+        self.combined = {}
+        for sub in subs:
+            lost = {} if sub.problem else lost_exercises(sub, course)
+            if lost and set(lost) >= set(course.exercises):  # nothing left to run
+                sub.problem = "; ".join(lost.values())
+            self.lost[sub.student] = lost
         self.results = [Result.rejected(s) if s.problem else Result.pending(s) for s in subs]
+        for key, result in enumerate(self.results):
+            if result.status != "pending":
+                self.results[key] = self.late(key, result)
+                self.feedback[key] = write_feedback(folder.out, self.results[key], course)
 
     def gradable(self):
         """Keys (positions) of the submissions that can run."""
         return [key for key, sub in enumerate(self.subs) if not sub.problem]
 
+    def lost_of(self, key):
+        return self.lost[self.subs[key].student]
+
+    def late(self, key, result):
+        """The result with its late penalty (the course's due date and policy)."""
+        rule = self.course.settings.rule
+        if rule is None or result.points is None:
+            return result
+        sub = self.subs[key]
+        return replace(result, late=rule.judge(sub.submitted, sub.late))
+
     def record(self, key, result):
-        self.results[key] = result
+        self.results[key] = result = self.late(key, result)
+        if result.status != "pending":
+            self.feedback[key] = write_feedback(self.folder.out, result, self.course)
         self.save()
 
     def save(self):
-        write_grades(self.out, self.results)
+        layout = self.folder.layout
+        rows = {
+            result.student: layout.row(result, sub, self.feedback.get(key, ""))
+            for key, (result, sub) in enumerate(zip(self.results, self.subs))
+        }
+        configs = {result.student: result.config for result in self.results}
+        self.combined = self.folder.save(rows, configs)
 
     def interrupt(self):
-        """Grading stopped: the submissions still waiting say so."""
+        """Grading stopped: the submissions still waiting stay pending, and say so."""
         for key, result in enumerate(self.results):
             if result.status == "pending":
                 self.results[key] = Result.interrupted(self.subs[key])
 
     def finish(self):
         self.save()
-        write_feedback(self.out, self.results)
+        self.folder.remove_stale_feedback(self.combined)
 
     def sorted(self):
         return sorted(self.results, key=lambda r: r.student)
@@ -78,19 +115,20 @@ class Incident:
         return run.started <= self.seen and run.ended >= self.since
 
 
-def run_safely(grader, sub):
-    """``grader.run(sub)``, or the exception it raised (the grader's own trouble)."""
+def run_safely(grader, sub, lost=()):
+    """``grader.run(sub, lost)``, or the exception it raised (the grader's own trouble)."""
     try:
-        return grader.run(sub)
+        return grader.run(sub, lost)
     except Exception as error:
         return error
 
 
-def judge(sub, outcome, grader):
+def judge(sub, outcome, grader, lost=None):
     """The result of a run, or of the grader's failure to run it."""
     if isinstance(outcome, Exception):
         return Result.grader_error(sub, outcome)
-    return score(sub.student, outcome, grader.cell_timeout, grader.hidden)
+    checks = grader.course.checks
+    return score(sub.student, outcome, grader.cell_timeout, grader.hidden, lost, checks)
 
 
 def grade_in_parallel(grader, book, watch, workers, progress):
@@ -102,7 +140,9 @@ def grade_in_parallel(grader, book, watch, workers, progress):
     keys = book.gradable()
     bar = _progress(len(keys), progress)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = {pool.submit(run_safely, grader, book.subs[key]): key for key in keys}
+        futures = {
+            pool.submit(run_safely, grader, book.subs[key], book.lost_of(key)): key for key in keys
+        }
         for future in as_completed(futures):
             key, outcome = futures[future], future.result()
             with grader.lock:
@@ -115,7 +155,7 @@ def grade_in_parallel(grader, book, watch, workers, progress):
                 runs[key] = outcome
                 if outcome.changes:
                     suspects.add(key)
-            book.record(key, judge(book.subs[key], outcome, grader))
+            book.record(key, judge(book.subs[key], outcome, grader, book.lost_of(key)))
             bar.update(1)
     bar.close()
     for incident in incidents:
@@ -128,12 +168,12 @@ def grade_alone(grader, book, watch, keys):
     not touch is marked tampered."""
     for key in keys:
         sub = book.subs[key]
-        outcome = run_safely(grader, sub)
+        outcome = run_safely(grader, sub, book.lost_of(key))
         if isinstance(outcome, Exception):
-            book.results[key] = Result.grader_error(sub, outcome)
+            book.record(key, Result.grader_error(sub, outcome))
             continue
         changed = watch.verify()
-        result = score(sub.student, outcome, grader.cell_timeout, grader.hidden)
+        result = judge(sub, outcome, grader, book.lost_of(key))
         if outcome.changes or changed:
             names = sorted({*outcome.changes, *(path.name for path in changed)})
             result = Result.tampered(result, names)
@@ -146,6 +186,24 @@ def watch_files(root, submissions, course, standin_cache, out):
     paths += [Path(standin_cache), float64_path(standin_cache)] if standin_cache else []
     restore_big = partial(restore_standin, course=course)
     return Watch(paths, restore_big=restore_big, quarantine=Path(out) / "changed-files")
+
+
+def select(subs, folder, only=None, resume=False, submissions=""):
+    """The submissions to grade now: all, or ``only`` these students (of an earlier run in
+    the folder), or (``resume``) those the folder has no finished row for."""
+    if only:
+        if not folder.earlier.rows:
+            raise GradingError(
+                f"--only re-grades students of an earlier run, but {folder.out} holds none"
+            )
+        missing = sorted(set(only) - {sub.student for sub in subs})
+        if missing:
+            raise GradingError(f"--only: no submission of {', '.join(missing)} in {submissions}")
+        return [sub for sub in subs if sub.student in set(only)]
+    if resume:
+        done = {s for s, row in folder.earlier.rows.items() if row["status"] != "pending"}
+        return [sub for sub in subs if sub.student not in done]
+    return subs
 
 
 def grade(
@@ -166,25 +224,38 @@ def grade(
     secret=None,
     recorded=None,
     fork=True,
+    only=None,
+    resume=False,
+    times=None,
+    folder=None,
 ):
-    """Grade every submission in ``submissions``; write out/grades.csv and out/feedback/.
+    """Grade every submission in ``submissions``; write the output folder ``out``.
 
     ``sandbox``/``limits``: each run in bubblewrap with these limits (False: unconfined).
     ``shard``: a ``Shard`` to grade only its part of the submissions (merge the parts with
     ``shards.merge``). ``secret``: the course secret's bytes (default: ``secret.load()``);
-    ``recorded``: {student: Config JSON} to re-grade on (from an earlier grades.csv).
-    ``fork``: fork kernels from a zygote (``runner.Grader``); False starts each alone.
-    Returns the results, one per submission, sorted by student id.
+    ``recorded``: {student: Config JSON} to re-grade on (default: the output folder's
+    configs.jsonl, for the students it has). ``fork``: fork kernels from a zygote
+    (``runner.Grader``); False starts each alone. ``only``: student ids to re-grade (of an
+    earlier run in ``out``); ``resume``: grade the students ``out`` has no finished row for;
+    ``times``: {student: when handed in}, over what the intake knows; ``folder``: the
+    outputs.OutputFolder of ``out`` (made here when None). Returns this run's results, one
+    per submission graded now, sorted by student id.
     """
     course = course or load_course(root)
+    folder = folder or OutputFolder(out, Layout.of(course), course.settings.canvas_column)
+    recorded = {**folder.earlier.configs, **(recorded or {})}
+    subs = select(discover(submissions), folder, only, resume, submissions)
+    for sub in subs:
+        if times and sub.student in times:
+            sub.submitted = times[sub.student]
     hidden = None
     if course.hidden:
         hidden = HiddenChecks(secret if secret is not None else course_secret.load(), recorded)
-    subs = discover(submissions)
     if shard is not None:
         subs = shard.select(subs)
         shard.write_marker(out, [sub.student for sub in subs])
-    book = Gradebook([parse(sub) for sub in subs], out)
+    book = Gradebook([parse(sub) for sub in subs], folder, course)
     book.save()
     own_workdir = workdir is None
     workdir = Path(workdir or tempfile.mkdtemp(prefix="lrpkit-grade-"))

@@ -8,7 +8,7 @@ is read before any student code runs; a submission that cannot be graded keeps t
 import ast
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -119,6 +119,8 @@ def _notebook(name, data):
 
 def code_cells(name, data):
     """[CodeCell] of a notebook file's code cells; ValueError says why it is unusable."""
+    if not data.strip():
+        raise ValueError(f"{name} is empty")
     cells = _notebook(name, data).get("cells")
     if not isinstance(cells, list):
         raise ValueError(f"{name} has no list of cells")
@@ -167,16 +169,22 @@ def is_check(source):
 
 
 def parse(sub):
-    """Fill sub.cells with the code to run, or sub.problem with why there is none."""
+    """Fill sub.cells with the code to run, or sub.problem with why there is none. A notebook
+    that cannot be used (empty, not JSON, not nbformat 4) keeps the reason in its own
+    ``problem`` and the others still run (lrpkit.grading.parts: that costs its exercise
+    only); only a submission with no usable code at all is refused as a whole."""
     if sub.problem:
         return sub
-    cells = []
-    try:
-        for notebook in sub.files:
+    cells, problems = [], []
+    for index, notebook in enumerate(sub.files):
+        if notebook.problem:
+            problems.append(notebook.problem)
+            continue
+        try:
             cells += code_cells(notebook.name, notebook.data)
-    except ValueError as error:
-        sub.problem = str(error)
-        return sub
+        except ValueError as error:
+            sub.files[index] = replace(notebook, problem=str(error))
+            problems.append(str(error))
     # The student's own check cells are not trusted (nor needed): the grader brings its own.
     sub.cells = [
         cell
@@ -184,5 +192,5 @@ def parse(sub):
         if cell.source.strip() and CHECK_TAG not in cell.tags and not is_check(cell.source)
     ]
     if not sub.cells:
-        sub.problem = "empty notebook: no code cells to grade"
+        sub.problem = "; ".join(problems) or "empty notebook: no code cells to grade"
     return sub
