@@ -125,6 +125,8 @@ class OutputFolder:
         self.summary = Summary()
 
     def read_earlier(self):
+        if self.out.exists() and not self.out.is_dir():
+            raise OutputError(f"{self.out} is a file, not a folder: give another --out")
         grades = self.out / GRADES
         if not grades.exists():
             return Earlier()
