@@ -46,7 +46,7 @@ class Gradebook:
         self.subs = subs
         self.folder = folder  # outputs.OutputFolder
         self.course = course
-        self.lost = {}  # key -> {exercise: why its notebook cannot be used}
+        self.lost = {}  # student -> {exercise: why its notebook cannot be used}
         self.feedback = {}  # key -> its feedback file, relative to the folder
         self.combined = {}
         for sub in subs:

@@ -84,6 +84,9 @@ def test_refusals_before_grading_name_the_file_or_the_folder(tiny, tmp_path, cap
     assert main(base) == 0  # ann is invalid: no grading run
     assert main([*base, "--only", "bob"]) == 2
     assert f"--only: no submission of bob in {subs}" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    assert main([*base, "--out", str(tmp_path / "file")]) == 2
+    assert "is a file, not a folder: give another --out" in capsys.readouterr().err
     (tmp_path / "other.toml").write_text("[exercises.ex3]\npoints = 30\n")
     assert main([*base, "--course", str(tmp_path / "other.toml")]) == 2
     assert "holds a run with other points possible" in capsys.readouterr().err
