@@ -90,7 +90,7 @@ def bench_gpu(model, X, batch, reps, warmup, device="cuda"):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--reps", type=int, default=7, help="timed runs per method (median)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs first")

@@ -7,6 +7,7 @@ the grader computes per submission -- on drawn configurations of each crop size 
 and prints them beside their targets (medians; see lrpkit.benchtools).
 """
 
+import argparse
 import ast
 import contextlib
 import copy
@@ -39,7 +40,12 @@ def definitions():
     return namespace
 
 
-def main():
+def main(argv=None):
+    argparse.ArgumentParser(
+        prog="python -m lrpkit.checks_bench",
+        description=__doc__.splitlines()[0],
+        allow_abbrev=False,
+    ).parse_args(argv)
     print(benchtools.header())
     code = definitions()
     Conv, ConvPx = code["Conv"], code["ConvPx"]

@@ -12,6 +12,7 @@ where ``utils`` cannot be imported, and does nothing where it can. Tests point i
 with the environment variables LRPKIT_KIT_URL and LRPKIT_CASTLE_URL.
 """
 
+import argparse
 import re
 import sys
 
@@ -117,9 +118,16 @@ def student_pyproject(text):
     )
 
 
-def main():
+def main(argv=None):
     """Write the setting into the solution notebooks (install cell, badge), then the
     exercises generated from them."""
+    argparse.ArgumentParser(
+        prog="python -m lrpkit.course_url",
+        description="write the course's install URL (REPOSITORY, BRANCH, WHEEL_URL in "
+        "lrpkit/course_url.py) into the notebooks' install cell and Colab badges, in the "
+        "solutions and the exercises generated from them",
+        allow_abbrev=False,
+    ).parse_args(argv)
     from lrpkit import student
 
     for path in sorted(student.SOLUTIONS.glob("*.ipynb")):

@@ -79,6 +79,7 @@ def run(out, c=CASTLE):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="python -m lrpkit.demo",
         description="Explain VGG-16's 'castle' on castle.jpg: Gradient x Input and LRP.",
         epilog="VGG16_WEIGHTS: unset (ImageNet weights from the hub cache or a download), "

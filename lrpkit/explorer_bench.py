@@ -25,7 +25,7 @@ WORST, MEDIAN = 0.5, 0.4  # targets, as multiples of one Gradient x Input
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--repeat", type=int, default=7, help="repetitions (median is reported)")
     args = parser.parse_args(argv)
 

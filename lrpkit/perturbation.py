@@ -362,8 +362,13 @@ def references(out=None):
 
 
 if __name__ == "__main__":
-    import sys
+    import argparse
 
-    if sys.argv[1:] != ["references"]:
-        sys.exit("usage: python -m lrpkit.perturbation references")
+    parser = argparse.ArgumentParser(
+        prog="python -m lrpkit.perturbation",
+        description="write Exercise 5's stored references (make references)",
+        allow_abbrev=False,
+    )
+    parser.add_argument("command", choices=["references"], help="what to write")
+    parser.parse_args()
     print(f"wrote {references()}")

@@ -64,7 +64,7 @@ def quantus_curve(model, X, R, B, c=C, size=SIZE, steps=STEPS):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--reps", type=int, default=3, help="timed rounds (median is reported)")
     args = parser.parse_args(argv)
 

@@ -312,4 +312,12 @@ def main(out=cfg.REFERENCE):
 
 
 if __name__ == "__main__":
+    import argparse
+
+    argparse.ArgumentParser(
+        prog="python -m lrpkit.references",
+        description="write data/reference/: the public configuration's expected results "
+        "(make references)",
+        allow_abbrev=False,
+    ).parse_args()
     main()

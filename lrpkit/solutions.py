@@ -77,7 +77,7 @@ def execute(path, timeout=600):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: all solutions")
     parser.add_argument("--check", action="store_true", help="only report unclean notebooks")
     args = parser.parse_args(argv)

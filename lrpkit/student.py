@@ -273,12 +273,18 @@ def bundle(out, solutions=None, root=ROOT):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m lrpkit.student", description=__doc__.split("\n")[0]
+        prog="python -m lrpkit.student", description=__doc__.split("\n")[0], allow_abbrev=False
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("exercises", help="write notebooks/exercises/ from notebooks/solutions/")
-    sub.add_parser("check", help="exit 1 when notebooks/exercises/ drift from the solutions")
-    pack = sub.add_parser("bundle", help="build the student bundle")
+    sub.add_parser(
+        "exercises", help="write notebooks/exercises/ from notebooks/solutions/", allow_abbrev=False
+    )
+    sub.add_parser(
+        "check",
+        help="exit 1 when notebooks/exercises/ drift from the solutions",
+        allow_abbrev=False,
+    )
+    pack = sub.add_parser("bundle", help="build the student bundle", allow_abbrev=False)
     pack.add_argument("--out", required=True, type=Path, help="folder to (re)create")
     args = parser.parse_args(argv)
     try:

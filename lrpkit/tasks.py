@@ -183,7 +183,9 @@ def freeze(requirements=REQUIREMENTS):
             if line.startswith("-r "):
                 yield from roots(line[3:].strip())
             elif line:
-                yield Requirement(line)
+                req = Requirement(line)
+                if req.marker is None or req.marker.evaluate():  # tomli: Python 3.10 only
+                    yield req
 
     pins, seen, todo = {}, set(), list(roots(requirements))
     while todo:
@@ -235,7 +237,7 @@ def sandbox():
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m lrpkit.tasks", description=__doc__.split("\n")[0]
+        prog="python -m lrpkit.tasks", description=__doc__.split("\n")[0], allow_abbrev=False
     )
     parser.add_argument("task", choices=["setup", "demo", "test", "lab", "lock"])
     parser.add_argument("--venv", default=".venv", help="the virtual environment (.venv)")

@@ -182,6 +182,8 @@ def test_students_requirements_resolve_and_the_code_compiles(version, other_pyth
         if line.strip() and not line.startswith("#")
     ]
     for req in wanted:
+        if req.marker is not None and not req.marker.evaluate({"python_version": version}):
+            continue  # tomli: Python 3.10 only
         assert req.specifier.contains(chosen[req.name.lower()], prereleases=True), (req, chosen)
     assert compiled.returncode == 0, compiled.stderr
     result = json.loads(compiled.stdout)

@@ -3,9 +3,13 @@
 ``python -m lrpkit.grading SUBMISSIONS --workers 2 --out grades`` grades every student in
 SUBMISSIONS -- a Canvas or Moodle download (zip or folder), ``<student id>.zip``, ``<student
 id>/`` folders or ``<student id>.ipynb`` notebooks, nbgrader's ``submitted/``, or any layout
-through ``--pattern`` (intake.py; docs/intake.md) -- and writes
-``grades/grades.csv`` (student, ex3, ex4, total, status, reason, sandbox, config) and
-``grades/feedback/<student id>.md`` (every check's verdict and hint).
+through ``--pattern`` (intake.py) -- and writes ``grades/grades.csv`` (one row per student:
+total, maximum, status, reason, the late penalty, points per exercise and per check;
+gradebook.py), ``configs.jsonl``, ``canvas.csv`` and ``moodle.csv`` (lms.py) and
+``grades/feedback/<name>.md`` (every check's verdict and hint). A folder with an earlier run
+is updated, not replaced (outputs.py). The course file (``course.toml``, coursefile.py) sets
+points per check, bonus, due date and late policy; the instructors' guide is
+docs/instructors.md.
 
 Each submission runs in its own kernel under ``pytest --nbval`` in a bubblewrap sandbox
 (sandbox.py: no network, read-only system and kit copies, only its own folder writable,
@@ -34,13 +38,15 @@ compares the kit, data/reference, the solutions and the submissions (and each sa
 copies) with what they were, restoring any change. Runs that overlapped a change are graded
 again one at a time; a submission that changes them when run alone is marked ``tampered``.
 
-One module per step: course (checks and sandbox files), files (reading files from outside),
-intake (the LMS's download to one submission per student: layouts, zips, tree, matching,
-roster), submissions (reading notebooks), notebook (the graded notebook; kernel/ holds the code it
-runs in the kernel), runner (one run), sandbox (bubblewrap and limits), zygote and forked
-(forking pytest and kernels), plugin (pytest's side of it), hidden and secret (hidden
-configurations), protect (the watched files), scoring, report (grades.csv and feedback),
-shards (grading on several machines), pipeline (``grade``), cli (the command line).
+One module per step: course and coursefile (checks, their points, sandbox files), late (due
+date and penalty), files (reading files from outside), intake (the LMS's download to one
+submission per student: layouts, zips, tree, matching, roster), submissions and parts
+(reading notebooks; which exercise each holds), notebook (the graded notebook; kernel/ holds
+the code it runs in the kernel), runner (one run), sandbox (bubblewrap and limits), zygote and
+forked (forking pytest and kernels), plugin (pytest's side of it), hidden and secret (hidden
+configurations), protect (the watched files), scoring, gradebook, lms, outputs, tables and
+report (grades.csv, the LMS imports, the output folder, the CSV writer, feedback), shards
+(grading on several machines), pipeline (``grade``), cli (the command line).
 """
 
 from lrpkit.grading.course import GradingError, load_course

@@ -102,7 +102,9 @@ def profile(variant, base, course, cache):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m lrpkit.grading.bench", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m lrpkit.grading.bench", description=__doc__, allow_abbrev=False
+    )
     parser.add_argument(  # 9 submissions: a course has hundreds, a grading run starts once
         "--copies", type=int, default=3, help="submissions of each variant (default 3)"
     )
@@ -144,7 +146,8 @@ def main(argv=None):
                 per[workers, sandbox] = min(per.get((workers, sandbox), seconds), seconds)
                 for result in results:
                     if result.status != "graded" or result.total != expected[result.student]:
-                        wrong.append(f"{workers} workers, sandbox {sandbox}: {result.row()}")
+                        found = f"{result.student}: {result.status}, {result.total}"
+                        wrong.append(f"{workers} workers, sandbox {sandbox}: {found}")
         per = {key: seconds / len(expected) for key, seconds in per.items()}
     finally:
         shutil.rmtree(base, ignore_errors=True)

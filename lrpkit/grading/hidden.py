@@ -9,11 +9,9 @@ configuration is drawn from the course secret and the student id (``references.d
 taken from an earlier grades.csv to reproduce its verdicts.
 """
 
-import re
 import threading
 
-#: a check cell calls one check: ``_ = checks.check_conv(Conv, ConvPx)``
-CHECK_CALL = re.compile(r"\b(check_[A-Za-z0-9_]+)\s*\(")
+from lrpkit.grading.course import CHECK_CALL
 
 
 def check_name(source):

@@ -3,13 +3,15 @@
 ``grade`` reads the course and all submissions into memory first, grades the readable ones
 ``workers`` at once while a ``Watch`` restores any change to the protected files after each
 run, grades again one at a time the runs that changed their sandbox or overlapped a change
-(marking ``tampered`` those that still change something when run alone), and writes
-grades.csv after every result and the feedback files at the end.
+(marking ``tampered`` those that still change something when run alone), and writes the
+output folder (lrpkit.grading.outputs: grades.csv, configs.jsonl, canvas.csv, moodle.csv)
+and the student's feedback file after every result. An output folder with an earlier run
+is updated: only the rows of the students graded now change.
 
 A failure stays with its submission: whatever the grader raises while reading, running,
 scoring or cleaning up one submission becomes that submission's row (status ``error`` with
 the reason), a feedback file that cannot be written is said in its row, and the run goes on
-to write grades.csv and every other feedback file.
+to write every other result.
 """
 
 import sys
@@ -21,13 +23,16 @@ from functools import partial
 from pathlib import Path
 
 from lrpkit.grading import secret as course_secret
-from lrpkit.grading.course import load_course
+from lrpkit.grading.course import GradingError, load_course
 from lrpkit.grading.files import remove_tree
+from lrpkit.grading.gradebook import Layout
 from lrpkit.grading.hidden import HiddenChecks
 from lrpkit.grading.intake import collect
 from lrpkit.grading.matching import Exercises
+from lrpkit.grading.outputs import OutputFolder
+from lrpkit.grading.parts import lost_exercises
 from lrpkit.grading.protect import Watch, protected_paths
-from lrpkit.grading.report import write_feedback, write_grades
+from lrpkit.grading.report import write_feedback
 from lrpkit.grading.runner import (
     CELL_TIMEOUT,
     TIMEOUT,
@@ -42,39 +47,77 @@ from lrpkit.layout import ROOT
 
 
 class Gradebook:
-    """One result per submission, in discovery order, kept in memory; ``save`` writes
-    grades.csv atomically, so the file always holds a whole table."""
+    """One result per submission, in discovery order, kept in memory; ``save`` writes the
+    output folder, each file atomically, so it always holds whole tables."""
 
-    def __init__(self, subs, out):
+    def __init__(self, subs, folder, course):
         self.subs = subs
-        self.out = Path(out)
+        self.folder = folder  # outputs.OutputFolder
+        self.course = course
+        self.lost = {}  # student -> {exercise: why its notebook cannot be used}
+        self.feedback = {}  # key -> its feedback file, relative to the folder
+        self.combined = {}
+        for sub in subs:
+            lost = {} if sub.problem else lost_exercises(sub, course)
+            if lost and set(lost) >= set(course.exercises):  # nothing left to run
+                sub.problem = "; ".join(lost.values())
+            self.lost[sub.student] = lost
         self.results = [_first_result(sub) for sub in subs]
+        for key, result in enumerate(self.results):
+            if result.status != "pending":
+                self.results[key] = self.late(key, result)
+                self._write_feedback(key)
 
     def gradable(self):
         """Keys (positions) of the submissions that can run."""
         return [key for key, sub in enumerate(self.subs) if not sub.problem]
 
+    def lost_of(self, key):
+        return self.lost[self.subs[key].student]
+
+    def late(self, key, result):
+        """The result with its late penalty (the course's due date and policy)."""
+        rule = self.course.settings.rule
+        if rule is None or result.points is None:
+            return result
+        sub = self.subs[key]
+        return replace(result, late=rule.judge(sub.submitted, sub.late))
+
     def record(self, key, result):
-        self.results[key] = result
+        self.results[key] = result = self.late(key, result)
+        if result.status != "pending":
+            self._write_feedback(key)
         self.save()
 
+    def _write_feedback(self, key):
+        """Write one result's feedback file; a failure is said in its row (and stops nothing)."""
+        result = self.results[key]
+        try:
+            self.feedback[key] = write_feedback(self.folder.out, result, self.course)
+        except Exception as error:
+            self.feedback[key] = ""
+            note = f"no feedback file ({type(error).__name__}: {error})"
+            self.results[key] = replace(result, reason=f"{result.reason}; {note}")
+
     def save(self):
-        write_grades(self.out, self.results)
+        layout = self.folder.layout
+        rows = {
+            result.student: layout.row(result, sub, self.feedback.get(key, ""))
+            for key, (result, sub) in enumerate(zip(self.results, self.subs))
+        }
+        configs = {result.student: result.config for result in self.results}
+        self.combined = self.folder.save(rows, configs)
 
     def interrupt(self):
-        """Grading stopped: the submissions still waiting say so."""
+        """Grading stopped: the submissions still waiting stay pending, and say so."""
         for key, result in enumerate(self.results):
             if result.status == "pending":
                 self.results[key] = Result.interrupted(self.subs[key])
 
     def finish(self):
-        """Every feedback file, then grades.csv: a student whose feedback file could not be
-        written has it said in the reason (the other files are written)."""
-        for result, error in write_feedback(self.out, self.results):
-            key = next(k for k, r in enumerate(self.results) if r is result)
-            note = f"no feedback file ({type(error).__name__}: {error})"
-            self.results[key] = replace(result, reason=f"{result.reason}; {note}")
+        """The output folder as the run leaves it; feedback files of no row removed."""
         self.save()
+        self.folder.remove_stale_feedback(self.combined)
 
     def sorted(self):
         return sorted(self.results, key=lambda r: r.student)
@@ -99,20 +142,21 @@ def _first_result(sub):
     return Result.rejected(sub, "error" if sub.failed else "invalid")
 
 
-def run_safely(grader, sub):
-    """``grader.run(sub)``, or the exception it raised (the grader's own trouble)."""
+def run_safely(grader, sub, lost=()):
+    """``grader.run(sub, lost)``, or the exception it raised (the grader's own trouble)."""
     try:
-        return grader.run(sub)
+        return grader.run(sub, lost)
     except Exception as error:
         return error
 
 
-def judge(sub, outcome, grader):
+def judge(sub, outcome, grader, lost=None):
     """The result of a run, or of the grader's failure to run it."""
     if isinstance(outcome, Exception):
         return Result.grader_error(sub, outcome)
     try:
-        return score(sub.student, outcome, grader.cell_timeout, grader.hidden)
+        checks = grader.course.checks
+        return score(sub.student, outcome, grader.cell_timeout, grader.hidden, lost, checks)
     except Exception as error:
         return Result.grader_error(sub, error)
 
@@ -135,7 +179,9 @@ def grade_in_parallel(grader, book, watch, workers, progress):
     keys = book.gradable()
     bar = _progress(len(keys), progress)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = {pool.submit(run_safely, grader, book.subs[key]): key for key in keys}
+        futures = {
+            pool.submit(run_safely, grader, book.subs[key], book.lost_of(key)): key for key in keys
+        }
         for future in as_completed(futures):
             key, outcome = futures[future], future.result()
             with grader.lock:
@@ -148,7 +194,7 @@ def grade_in_parallel(grader, book, watch, workers, progress):
                 runs[key] = outcome
                 if outcome.changes:
                     suspects.add(key)
-            book.record(key, judge(book.subs[key], outcome, grader))
+            book.record(key, judge(book.subs[key], outcome, grader, book.lost_of(key)))
             bar.update(1)
     bar.close()
     for incident in incidents:
@@ -161,14 +207,14 @@ def grade_alone(grader, book, watch, keys):
     not touch is marked tampered."""
     for key in keys:
         sub = book.subs[key]
-        outcome = run_safely(grader, sub)
+        outcome = run_safely(grader, sub, book.lost_of(key))
         changed = verify(watch)
         trouble = [error for error in changed if isinstance(error, Exception)]
         if isinstance(outcome, Exception) or trouble:
             error = outcome if isinstance(outcome, Exception) else trouble[0]
             book.record(key, Result.grader_error(sub, error))
             continue
-        result = judge(sub, outcome, grader)
+        result = judge(sub, outcome, grader, book.lost_of(key))
         if outcome.changes or changed:
             names = sorted({*outcome.changes, *(path.name for path in changed)})
             result = Result.tampered(result, names)
@@ -181,6 +227,24 @@ def watch_files(root, submissions, course, standin_cache, out):
     paths += [Path(standin_cache), float64_path(standin_cache)] if standin_cache else []
     restore_big = partial(restore_standin, course=course)
     return Watch(paths, restore_big=restore_big, quarantine=Path(out) / "changed-files")
+
+
+def select(subs, folder, only=None, resume=False, submissions=""):
+    """The submissions to grade now: all, or ``only`` these students (of an earlier run in
+    the folder), or (``resume``) those the folder has no finished row for."""
+    if only:
+        if not folder.earlier.rows:
+            raise GradingError(
+                f"--only re-grades students of an earlier run, but {folder.out} holds none"
+            )
+        missing = sorted(set(only) - {sub.student for sub in subs})
+        if missing:
+            raise GradingError(f"--only: no submission of {', '.join(missing)} in {submissions}")
+        return [sub for sub in subs if sub.student in set(only)]
+    if resume:
+        done = {s for s, row in folder.earlier.rows.items() if row["status"] != "pending"}
+        return [sub for sub in subs if sub.student not in done]
+    return subs
 
 
 def grade(
@@ -202,30 +266,43 @@ def grade(
     recorded=None,
     fork=True,
     intake=None,
+    only=None,
+    resume=False,
+    times=None,
+    folder=None,
 ):
-    """Grade every submission in ``submissions``; write out/grades.csv and out/feedback/.
+    """Grade every submission in ``submissions``; write the output folder ``out``.
 
     ``sandbox``/``limits``: each run in bubblewrap with these limits (False: unconfined).
     ``shard``: a ``Shard`` to grade only its part of the submissions (merge the parts with
     ``shards.merge``). ``secret``: the course secret's bytes (default: ``secret.load()``);
-    ``recorded``: {student: Config JSON} to re-grade on (from an earlier grades.csv).
-    ``fork``: fork kernels from a zygote (``runner.Grader``); False starts each alone.
-    ``intake``: the ``intake.Intake`` of ``submissions`` when already collected (with a
-    --pattern or --roster); default: ``intake.collect(submissions)``.
-    Returns the results, one per submission, sorted by student id.
+    ``recorded``: {student: Config JSON} to re-grade on (default: the output folder's
+    configs.jsonl, for the students it has). ``fork``: fork kernels from a zygote
+    (``runner.Grader``); False starts each alone. ``only``: student ids to re-grade (of an
+    earlier run in ``out``); ``resume``: grade the students ``out`` has no finished row for;
+    ``times``: {student: when handed in}, over what the intake knows; ``folder``: the
+    outputs.OutputFolder of ``out`` (made here when None). Returns this run's results, one
+    per submission graded now, sorted by student id. ``intake``: the ``intake.Intake`` of
+    ``submissions`` when already collected (with a --pattern or --roster); default:
+    ``intake.collect(submissions)``.
     """
     course = course or load_course(root)
-    hidden = None
-    if course.hidden:
-        hidden = HiddenChecks(secret if secret is not None else course_secret.load(), recorded)
+    folder = folder or OutputFolder(out, Layout.of(course), course.settings.canvas_column)
+    recorded = {**folder.earlier.configs, **(recorded or {})}
     if intake is None:
         solutions = Path(root) / "notebooks" / "solutions"
         intake = collect(submissions, exercises=Exercises.from_solutions(solutions))
-    subs = intake.submissions
+    subs = select(intake.submissions, folder, only, resume, submissions)
+    for sub in subs:
+        if times and sub.student in times:
+            sub.submitted = times[sub.student]
+    hidden = None
+    if course.hidden:
+        hidden = HiddenChecks(secret if secret is not None else course_secret.load(), recorded)
     if shard is not None:
         subs = shard.select(subs)
         shard.write_marker(out, [sub.student for sub in subs])
-    book = Gradebook([parse(sub) for sub in subs], out)
+    book = Gradebook([parse(sub) for sub in subs], folder, course)
     book.save()
     own_workdir = workdir is None
     workdir = Path(workdir or tempfile.mkdtemp(prefix="lrpkit-grade-"))

@@ -1,61 +1,92 @@
-"""Writing results: grades.csv and one feedback file per student, each written atomically.
+"""Feedback files, and writing any output atomically (instructors; students read the feedback).
 
-``grades.csv`` has one row per submission (student, ex3, ex4, total, status, reason, the
-sandbox it ran in and the hidden configuration it was graded on, as JSON);
-``feedback/<student id>.md`` gives every check's verdict and hint and the errors in the
-student's own cells.
+``feedback/<name>.md`` gives one student every check's verdict and hint, the errors in their
+own cells and any late penalty. Whatever comes from the student's code or files (exception
+texts, printed output, file names, ids) is shown as a markdown code span (``literal``), so it
+is never read as markup or HTML. Each student's file name is their own (``feedback_name``);
+grades.csv's ``feedback`` column says whose is which.
 """
 
-import csv
-import io
+import hashlib
 import os
 import re
 import tempfile
 from pathlib import Path
 
-from lrpkit.grading.course import EXERCISES, POINTS
-from lrpkit.grading.scoring import exercises_of
-
-#: after the exercises' points: the total and what a row says about its run
-TAIL = ("total", "status", "reason", "sandbox", "config")
-COLUMNS = ("student", *EXERCISES, *TAIL)  # with --bonus, ex5 follows ex4
-
-
-def columns(results):
-    return ("student", *exercises_of(results), *TAIL)
-
-
-def feedback(result):
-    """The feedback file's text (markdown) for one student."""
-    row = result.row()
-    exercises = exercises_of([result])
-    lines = [
-        f"# Feedback for {result.student}",
-        "",
-        " | ".join(f"Exercise {e[2:]}: {row[e]}/{POINTS}" for e in exercises)
-        + f" | Total: {row['total']}/{POINTS * len(exercises)}",
-        "",
-        f"Status: {result.status}" + (f" ({result.reason})" if result.status != "graded" else ""),
-    ]
-    for exercise in exercises:
-        mine = [v for v in result.verdicts if v.check.exercise == exercise]
-        if mine:
-            lines += ["", f"## Exercise {exercise[2:]}", ""]
-            for v in mine:
-                share = f"{round(v.check.points, 2):g}"
-                lines.append(
-                    f"- {v.check.name} ({share} P): {'PASS' if v.passed else 'FAIL'} -- {v.text}"
-                )
-    if result.notes:
-        lines += ["", "## Errors in your own code cells", ""]
-        lines += [f"- {note}" for note in result.notes[:20]]
-    return "\n".join(lines) + "\n"
+FEEDBACK = "feedback"  # the folder of feedback files in an output folder
+#: an id that is its own file name on every file system (lowercase: case-insensitive ones)
+PLAIN = re.compile(r"[a-z0-9][a-z0-9._@+-]{0,99}")
 
 
 def safe_name(student):
     """A file name for a student id (ids come from file names, but never trust them)."""
     name = re.sub(r"[^A-Za-z0-9._@+-]", "_", student).lstrip(".")
     return name or "unnamed"
+
+
+def feedback_name(student):
+    """The feedback file's name of a student: ``<id>.md`` where the id is a plain lowercase
+    file name, else its safe form and a hash of the id (``Ann~3f2a9c01b7d4.md``): two ids never
+    share a file, on case-insensitive file systems neither, whichever students a run has."""
+    if PLAIN.fullmatch(student):
+        return f"{student}.md"
+    digest = hashlib.sha256(student.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"{safe_name(student)[:80]}~{digest}.md"
+
+
+def literal(text):
+    """Text from a student's code or files as one markdown code span: shown as it is, never
+    as markup, HTML or a new line of the feedback."""
+    text = " ".join(str(text).split())
+    if not text:
+        return "``"
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text[0] in "` " or text[-1] in "` " else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def number(value):
+    """Points as the outputs show them: rounded to 2 decimals, without trailing zeros."""
+    text = f"{round(float(value), 2) + 0.0:.2f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def feedback(result, course):
+    """The feedback file's text (markdown) for one student's result."""
+    maxima = {}
+    for check in course.checks:
+        maxima[check.exercise] = maxima.get(check.exercise, 0.0) + check.points
+    points = result.points or {}
+    maximum = sum(p for e, p in maxima.items() if e not in course.bonus)
+    parts = [
+        f"{course.title(e).split(':')[0]}{' (bonus)' * (e in course.bonus)}: "
+        f"{number(points.get(e, 0))}/{number(maxima[e])}"
+        for e in course.exercises
+    ]
+    raw = result.raw or 0.0
+    lines = [f"# Feedback for {literal(result.student)}", ""]
+    lines += [" | ".join([*parts, f"Total: {number(raw)}/{number(maximum)}"]), ""]
+    if result.late.late:
+        lines += [f"Late: {result.late.text}", ""]
+        if result.late.percent:
+            after = number(result.late.apply(raw))
+            lines += [f"Total after the late penalty: {after}/{number(maximum)}", ""]
+    status = f"Status: {result.status}"
+    if result.status != "graded":
+        status += f" ({literal(result.reason)})"
+    lines.append(status)
+    for exercise in course.exercises:
+        mine = [v for v in result.verdicts if v.check.exercise == exercise]
+        if mine:
+            lines += ["", f"## {course.title(exercise)}", ""]
+            for v in mine:
+                verdict = "PASS" if v.passed else "FAIL"
+                share = number(v.check.points)
+                lines.append(f"- {v.check.name} ({share} P): {verdict} -- {literal(v.text)}")
+    if result.notes:
+        lines += ["", "## Errors in your own code cells", ""]
+        lines += [f"- {literal(note)}" for note in result.notes[:20]]
+    return "\n".join(lines) + "\n"
 
 
 def write_atomic(path, text):
@@ -72,34 +103,8 @@ def write_atomic(path, text):
         raise
 
 
-def csv_text(rows, fields):
-    """grades.csv's text for rows (dicts) already in order; a missing exercise counts 0."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n", restval="0")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
-def grades_csv(results):
-    """grades.csv's text: one row per result, sorted by student id."""
-    results = sorted(results, key=lambda r: r.student)
-    return csv_text([result.row() for result in results], columns(results))
-
-
-def write_grades(out, results):
-    write_atomic(Path(out) / "grades.csv", grades_csv(results))
-
-
-def write_feedback(out, results):
-    """Write every result's feedback file; one that fails does not stop the others.
-    Returns [(result, exception)] of those not written."""
-    failed = []
-    for result in results:
-        try:
-            write_atomic(
-                Path(out) / "feedback" / f"{safe_name(result.student)}.md", feedback(result)
-            )
-        except Exception as error:
-            failed.append((result, error))
-    return failed
+def write_feedback(out, result, course):
+    """Write one student's feedback file; returns its path relative to ``out``."""
+    relative = f"{FEEDBACK}/{feedback_name(result.student)}"
+    write_atomic(Path(out) / relative, feedback(result, course))
+    return relative

@@ -415,15 +415,17 @@ class Grader:
         folders.ini.write_text("[pytest]\n")
         return folders
 
-    def run(self, sub):
-        """Run one parsed submission under nbval; the Run says what each cell gave."""
+    def run(self, sub, lost=()):
+        """Run one parsed submission under nbval; the Run says what each cell gave. The checks
+        of ``lost`` exercises (their notebook empty, unreadable or missing) are left out."""
         job = self._next_job()
         token = f"{self.token_prefix}-{job}"
         folders = self.prepare(job)
         course = self.course
         config = self.hidden.config(sub.student) if self.hidden is not None else None
+        checks = [check for check in course.checks if check.exercise not in lost]
         graded = graded_notebook(
-            sub, course.checks, folders.sandbox, self.cache, course.skip, config, self.cache64
+            sub, checks, folders.sandbox, self.cache, course.skip, config, self.cache64
         )
         nbformat.write(graded.notebook, str(folders.notebook))
         written = {

@@ -1,8 +1,10 @@
 """Scoring: points, status, reason and per-check verdicts from a run's cell records.
 
-A check earns its share of the exercise's points when nbval found its output equal to the
-stored PASS line and the guard before it ran cleanly. Every other outcome gets a hint a
-student can act on (not defined, still a stub, an endless loop, a dead kernel...).
+A check earns its points when nbval found its output equal to the stored PASS line (or the
+grader judged its observation right) and the guard before it ran cleanly. Every other
+outcome gets a hint a student can act on (not defined, still a stub, an endless loop, a dead
+kernel...). An exercise whose notebook was empty, unreadable or missing (``lost``) earns 0
+with that reason, and the other exercises are graded as usual.
 """
 
 import re
@@ -10,6 +12,7 @@ from dataclasses import dataclass, field
 
 from lrpkit.grading.course import ALL_EXERCISES, EXERCISES, Check
 from lrpkit.grading.hidden import handles
+from lrpkit.grading.late import Late
 from lrpkit.grading.sandbox import limit_from_error
 
 
@@ -26,25 +29,23 @@ def _zero(exercises=EXERCISES):
     return {exercise: 0.0 for exercise in exercises}
 
 
-def exercises_of(results):
-    """The exercises graded in these results, in the sheet's order (ex3, ex4[, ex5])."""
-    seen = {exercise for result in results for exercise in result.points}
-    return tuple(e for e in ALL_EXERCISES if e in seen) or EXERCISES
-
-
 @dataclass
 class Result:
-    """One student's grade: points per exercise, status, reason and feedback details."""
+    """One student's grade: points per exercise and per check, status, reason, feedback
+    details and the late penalty. ``points`` is None where nothing was graded (pending, the
+    grader's own failure): such a row has empty points, never zeros."""
 
     student: str
-    points: dict
-    status: str  # graded, invalid, timeout, limit, tampered, error (pending while grading)
+    points: dict | None  # {exercise: points earned}; None: not graded
+    status: str  # graded, invalid, timeout, limit, tampered, error, pending
     reason: str
     verdicts: list = field(default_factory=list)  # [Verdict]
     notes: list = field(default_factory=list)  # problems in the student's own cells
     seconds: float = 0.0
     sandbox: str = ""  # how the run was isolated: "bubblewrap" or "none (--no-sandbox)"
     config: str = ""  # the hidden configuration's JSON: all a re-grade needs
+    checks: dict = field(default_factory=dict)  # {check key: points earned}
+    late: Late = field(default_factory=Late)  # when handed in, how late, the penalty
 
     @classmethod
     def rejected(cls, sub, status="invalid"):
@@ -54,18 +55,20 @@ class Result:
     @classmethod
     def pending(cls, sub):
         """A submission waiting for its run."""
-        return cls(sub.student, _zero(), "pending", "not graded yet")
+        return cls(sub.student, None, "pending", "not graded yet")
 
     @classmethod
     def interrupted(cls, sub):
-        """A submission whose run never ended because grading was stopped."""
-        return cls(sub.student, _zero(), "error", "grading was interrupted")
+        """A submission whose run never ended because grading was stopped: still pending."""
+        reason = "grading stopped before it was graded: run the same command with --resume"
+        return cls(sub.student, None, "pending", reason)
 
     @classmethod
     def grader_error(cls, sub, error):
-        """The grader's own trouble with a submission: its row says so."""
+        """The grader's own trouble with a submission: its row says so (no points: it was
+        not graded, which is not the student's 0)."""
         reason = f"the grader failed on this submission ({type(error).__name__}: {error})"
-        return cls(sub.student, _zero(), "error", reason[:400])
+        return cls(sub.student, None, "error", reason[:400])
 
     @classmethod
     def tampered(cls, scored, changed):
@@ -78,21 +81,14 @@ class Result:
         )  # fmt: skip
 
     @property
-    def total(self):
-        return sum(self.points.values())
+    def raw(self):
+        """The points earned before any late penalty (None: not graded)."""
+        return None if self.points is None else sum(self.points.values())
 
-    def row(self):
-        """The grades.csv row: points rounded to 2 decimals, without trailing zeros."""
-        fmt = lambda x: f"{round(x, 2):g}"
-        return {
-            "student": self.student,
-            **{e: fmt(self.points.get(e, 0.0)) for e in exercises_of([self])},
-            "total": fmt(self.total),
-            "status": self.status,
-            "reason": self.reason,
-            "sandbox": self.sandbox,
-            "config": self.config,
-        }
+    @property
+    def total(self):
+        """The points after the late penalty (None: not graded)."""
+        return None if self.points is None else self.late.apply(self.raw)
 
 
 def hint(ename, evalue, message, cell_timeout):
@@ -170,9 +166,10 @@ def _running(run):
     return "the end of the run"
 
 
-def _status(run, failed, notes=()):
+def _status(run, failed, notes=(), lost=None):
     """Status and reason of a run from its outcome, its failed verdicts and the errors and
-    time-outs in the student's own cells (shown first: they often explain the rest)."""
+    time-outs in the student's own cells (shown first: they often explain the rest), after
+    the exercises whose notebooks could not be used."""
     if run.limit is not None:
         status = "limit"
         reason = f"{run.limit.text} in {_running(run)}"
@@ -187,7 +184,10 @@ def _status(run, failed, notes=()):
         reason = f"the run ended early, in {_running(run)} (did the code kill its parent?)"
     else:
         status = "graded"
-        reason = "all checks passed" if not failed else ""
+        reason = "all checks passed" if not failed and not lost else ""
+    if lost:
+        parts = "; ".join(f"{why} ({exercise}: 0 points)" for exercise, why in lost.items())
+        reason = f"{parts}; {reason}" if reason else parts
     if notes:
         more = f" (and {len(notes) - 1} more cells)" if len(notes) > 1 else ""
         cells = f"error in own cell {notes[0]}{more}"
@@ -201,9 +201,13 @@ def _status(run, failed, notes=()):
     return status, reason
 
 
-def score(student, run, cell_timeout, hidden=None):
-    """Points, status, reason and feedback from the plugin's per-cell records of a run."""
+def score(student, run, cell_timeout, hidden=None, lost=None, checks=None):
+    """Points, status, reason and feedback from the plugin's per-cell records of a run.
+    ``lost``: {exercise: why its notebook could not be used}; its ``checks`` (the course's,
+    of which the run left out those of lost exercises) earn 0 with that reason."""
+    lost = dict(lost or {})
     graded = {role.check.exercise for role in run.roles if role.check is not None}
+    graded |= {check.exercise for check in checks or ()}
     points = _zero(e for e in ALL_EXERCISES if e in graded or e in EXERCISES)
     verdicts, notes = [], []
     guard = None  # the record of the guard cell before the current check
@@ -220,9 +224,18 @@ def score(student, run, cell_timeout, hidden=None):
             verdicts.append(verdict(role.check, guard, record, cell_timeout, hidden, run.config))
             if verdicts[-1].passed:
                 points[role.check.exercise] += role.check.points
-    status, reason = _status(run, [v for v in verdicts if not v.passed], notes)
+    failed = [v for v in verdicts if not v.passed]
+    if lost:
+        skipped = [c for c in checks or () if c.exercise in lost]
+        verdicts += [Verdict(c, False, f"not graded: {lost[c.exercise]}") for c in skipped]
+        if checks:
+            order = {check.key: number for number, check in enumerate(checks)}
+            verdicts.sort(key=lambda v: order.get(v.check.key, len(order)))
+    status, reason = _status(run, failed, notes, lost)
     points = {exercise: round(value, 6) for exercise, value in points.items()}
+    earned = {v.check.key: v.check.points if v.passed else 0.0 for v in verdicts}
     config = run.config.to_json() if run.config is not None else ""
     return Result(
-        student, points, status, reason, verdicts, notes, run.seconds, run.sandbox, config
-    )
+        student, points, status, reason, verdicts, notes, run.seconds, run.sandbox, config,
+        earned,
+    )  # fmt: skip

@@ -4,17 +4,19 @@ A submission belongs to shard ``1 + sha256(student id) mod N``: every node compu
 split from the same submissions folder, whatever order it lists them in. Each shard's output
 folder gets a ``shard.json`` naming its part and its students; ``merge`` checks that the parts
 are one split, complete and without overlap, and writes the grades.csv one run would have
-written (rows sorted by student id) and all feedback files.
+written (rows sorted by student id), configs.jsonl, canvas.csv, moodle.csv and all feedback
+files; into a folder with an earlier run, it updates that run as grading does.
 """
 
-import csv
 import hashlib
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from lrpkit.grading.report import COLUMNS, TAIL, csv_text, write_atomic
+from lrpkit.grading.gradebook import Layout
+from lrpkit.grading.outputs import CANVAS, CONFIGS, GRADES, OutputError, OutputFolder, read_configs
+from lrpkit.grading.report import FEEDBACK, write_atomic
+from lrpkit.grading.tables import read_csv
 
 MARKER = "shard.json"
 
@@ -37,8 +39,10 @@ class Shard:
             index, count = (int(part) for part in str(text).split("/"))
         except ValueError:
             raise ShardError(f"--shard takes K/N, e.g. 2/3; got {text!r}") from None
-        if not 1 <= index <= count:
-            raise ShardError(f"--shard {text}: K must be between 1 and N")
+        if count < 1 or not 1 <= index <= count:
+            raise ShardError(
+                f"--shard {text}: there is no part {index} of {count} (K/N needs 1 <= K <= N)"
+            )
         return cls(index, count)
 
     def owns(self, student):
@@ -53,48 +57,75 @@ class Shard:
         write_atomic(Path(out) / MARKER, json.dumps(marker, indent=1) + "\n")
 
 
+@dataclass
+class Part:
+    """One shard's output folder, read."""
+
+    folder: Path
+    marker: dict
+    layout: Layout
+    rows: list  # grades.csv's student rows
+    canvas_column: str
+    configs: dict
+
+
 def _read_shard(folder):
     folder = Path(folder)
     try:
         marker = json.loads((folder / MARKER).read_text(encoding="utf-8"))
-        rows = list(csv.DictReader((folder / "grades.csv").open(encoding="utf-8", newline="")))
+        layout, rows = Layout.read(*read_csv(folder / GRADES), f"{folder / GRADES}")
+        canvas = read_csv(folder / CANVAS)[0]
+        configs = read_configs(folder / CONFIGS) if (folder / CONFIGS).exists() else {}
     except (OSError, ValueError) as error:
         raise ShardError(f"{folder} is not a finished shard ({error})") from None
-    if rows and (tuple(rows[0])[:1] != COLUMNS[:1] or tuple(rows[0])[-len(TAIL) :] != TAIL):
-        raise ShardError(f"{folder}/grades.csv has other columns than this grader writes")
-    if sorted(row["student"] for row in rows) != marker["students"]:
+    if sorted(row["student"] for row in rows) != marker.get("students"):
         raise ShardError(f"{folder}: grades.csv does not hold exactly the shard's students")
     if any(row["status"] in ("pending", "") for row in rows):
         raise ShardError(f"{folder}: grading of this shard did not finish")
-    return marker, rows
+    return Part(folder, marker, layout, rows, canvas[-1] if canvas else "", configs)
+
+
+def _feedback_file(part, row):
+    """The shard's feedback file of a row (only a plain name in the feedback folder)."""
+    name = row["feedback"].removeprefix(f"{FEEDBACK}/")
+    if not row["feedback"].startswith(f"{FEEDBACK}/") or "/" in name or name.startswith("."):
+        raise ShardError(f"{part.folder}: {row['student']}'s feedback is not a feedback file")
+    return part.folder / FEEDBACK / name
 
 
 def merge(folders, out):
-    """Join the shard folders' grades and feedback into ``out``; returns the number of rows."""
-    parts = [(Path(f), *_read_shard(f)) for f in folders]
-    counts = {marker["of"] for _, marker, _ in parts}
+    """Join the shard folders' outputs into ``out``; returns the number of rows and what
+    happened to the folder (outputs.Summary)."""
+    parts = [_read_shard(f) for f in folders]
+    counts = {part.marker["of"] for part in parts}
     if len(counts) != 1:
         raise ShardError(f"the shards come from different splits (N = {sorted(counts)})")
     (count,) = counts
-    have = sorted(marker["shard"] for _, marker, _ in parts)
+    have = sorted(part.marker["shard"] for part in parts)
     if have != list(range(1, count + 1)):
         raise ShardError(f"need shards 1..{count} once each; got {have}")
-    rows, seen = [], set()
-    for _folder, _, part in parts:
-        for row in part:
-            if row["student"] in seen:
+    if any(part.layout != parts[0].layout for part in parts):
+        raise ShardError(
+            "the shards graded different exercises or points (--bonus or the course file in "
+            "some only?)"
+        )
+    if len({part.canvas_column for part in parts}) > 1:
+        raise ShardError("the shards name the LMS assignment differently (the course file?)")
+    rows, configs, files = {}, {}, {}
+    for part in parts:
+        for row in part.rows:
+            if row["student"] in rows:
                 raise ShardError(f"{row['student']} is graded in two shards")
-            seen.add(row["student"])
-            rows.append(row)
-    headers = {tuple(part[0]) for _, _, part in parts if part}
-    if len(headers) > 1:
-        raise ShardError("the shards graded different exercises (--bonus in some only?)")
-    out = Path(out)
-    fields = next(iter(headers), COLUMNS)
-    text = csv_text(sorted(rows, key=lambda row: row["student"]), fields)
-    write_atomic(out / "grades.csv", text)
-    for folder, _, _ in parts:
-        for path in sorted((folder / "feedback").glob("*.md")):
-            (out / "feedback").mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, out / "feedback" / path.name)
-    return len(rows)
+            rows[row["student"]] = row
+            if row["feedback"]:
+                files[row["feedback"]] = _feedback_file(part, row)
+        configs.update(part.configs)
+    try:
+        folder = OutputFolder(out, parts[0].layout, parts[0].canvas_column)
+    except OutputError as error:
+        raise ShardError(str(error)) from None
+    for name, source in sorted(files.items()):
+        write_atomic(Path(out) / name, source.read_text(encoding="utf-8"))
+    combined = folder.save(rows, configs)
+    folder.remove_stale_feedback(combined)
+    return len(rows), folder.summary

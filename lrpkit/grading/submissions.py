@@ -8,16 +8,15 @@ and JSON nesting is bounded. A submission that cannot be graded keeps the reason
 ``problem`` (it still gets its row); the grader's own failure on one (``failed``) is its row
 too, and discovery goes on with the others.
 
-Each unusable file is also recorded on its own (``Submission.problems``, [FileProblem]):
-for now one unusable notebook makes the whole submission invalid (its reason names every
-such file), while the usable notebooks of the folder are still read and parsed, so that
-scoring can later cost a bad notebook only its own exercise.
+Each unusable file keeps its reason on its own ``NotebookFile.problem`` (``Submission.problems``
+lists them): it costs its exercise only (lrpkit.grading.parts), the usable notebooks are still
+graded, and only a submission without any usable code is refused as a whole.
 """
 
 import ast
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from lrpkit.grading import files
@@ -36,16 +35,8 @@ class NotebookFile:
 
     name: str
     data: bytes
-    exercise: str = ""  # ex3/ex4/ex5 matched by content; "" when unknown
-    problem: str = ""  # why this one file cannot be used; the others still are
-
-
-@dataclass(frozen=True)
-class FileProblem:
-    """Why one file of a submission cannot be graded (a link, a FIFO, too big, not JSON)."""
-
-    name: str  # the file's name in the submission
-    reason: str  # for the student: what it is and what to do
+    exercise: str = ""  # ex3/ex4/ex5 where the intake matched it by content; "" when unknown
+    problem: str = ""  # why this one file cannot be used (the others still are)
 
 
 @dataclass(frozen=True)
@@ -59,13 +50,13 @@ class CodeCell:
 
 @dataclass
 class Submission:
-    """One student's notebooks and, once parsed, the code cells to run."""
+    """One student's notebooks and, once parsed, the code cells to run; who handed them in
+    and when, as far as the LMS's download or the roster says."""
 
-    student: str
-    files: list  # [NotebookFile] that could be read
+    student: str  # the key: the LMS's user id where known, else the file or folder id
+    files: list  # [NotebookFile]
     cells: list = field(default_factory=list)  # [CodeCell] to run
-    problem: str = ""  # why it cannot be graded; empty when it can
-    problems: list = field(default_factory=list)  # [FileProblem], one per unusable file
+    problem: str = ""  # why it cannot be graded as a whole; empty when it can
     failed: bool = False  # the problem is the grader's own failure (status error)
     name: str = ""  # full name (from the LMS's file names or the roster)
     login: str = ""  # LMS login / SIS login id
@@ -73,23 +64,19 @@ class Submission:
     section: str = ""  # section (roster)
     submitted: datetime | None = None  # when it was handed in, where known (tz-aware UTC)
     late: bool = False  # the LMS itself marked it late (Canvas's LATE marker)
-    origin: str = ""  # layout it came from: canvas, moodle, zip, nbgrader, folder, pattern
+    origin: str = ""  # the layout it came from: canvas, moodle, zip, nbgrader, folder, pattern
+
+    @property
+    def problems(self):
+        """The notebook files that cannot be used, each with its ``problem``."""
+        return [nb for nb in self.files if nb.problem]
 
 
 def _summary(problems):
-    """The row's reason for these file problems: the first few, then how many more."""
-    reasons = [p.reason for p in sorted(problems, key=lambda p: p.name)]
+    """A row's reason for these unusable files: the first few, then how many more."""
+    reasons = [nb.problem for nb in sorted(problems, key=lambda nb: nb.name)]
     more = len(reasons) - SHOWN_PROBLEMS
     return "; ".join(reasons[:SHOWN_PROBLEMS]) + (f"; and {more} more files" if more > 0 else "")
-
-
-def add_problem(sub, name, reason):
-    """Record that the file ``name`` of sub is unusable; the submission's reason names it
-    (unless it already has a reason of its own, such as a second submission)."""
-    derived = sub.problem == _summary(sub.problems)
-    sub.problems.append(FileProblem(name, reason))
-    if derived:
-        sub.problem = _summary(sub.problems)
 
 
 def _printable(name):
@@ -113,7 +100,7 @@ def _read_notebook(sub, name, dir_fd):
     try:
         sub.files.append(NotebookFile(name, files.read_file(name, MAX_NOTEBOOK_BYTES, dir_fd)))
     except files.Refused as error:
-        add_problem(sub, name, str(error))
+        sub.files.append(NotebookFile(name, b"", problem=str(error)))
 
 
 def _read_folder(sub, name, dir_fd):
@@ -195,6 +182,8 @@ def _notebook(name, data):
 
 def code_cells(name, data):
     """[CodeCell] of a notebook file's code cells; ValueError says why it is unusable."""
+    if not data.strip():
+        raise ValueError(f"{name} is empty")
     cells = _notebook(name, data).get("cells")
     if not isinstance(cells, list):
         raise ValueError(f"{name} has no list of cells")
@@ -243,30 +232,31 @@ def is_check(source):
 
 
 def parse(sub):
-    """Fill sub.cells with the code to run from every notebook it could read, and
-    sub.problem with why it cannot be graded (an unusable notebook is recorded in
-    sub.problems; the usable ones still give their cells)."""
+    """Fill sub.cells with the code to run, or sub.problem with why there is none. A notebook
+    that cannot be used (refused when read, empty, not JSON, not nbformat 4) keeps the reason in
+    its own ``problem`` and the others still run (lrpkit.grading.parts: that costs its exercise
+    only); only a submission with no usable code at all is refused as a whole."""
+    if sub.problem:
+        return sub
     cells = []
-    for notebook in sub.files:
-        if notebook.problem:  # refused by the intake (a link, a zip member, a duplicate)
-            add_problem(sub, notebook.name, notebook.problem)
+    for index, notebook in enumerate(sub.files):
+        if notebook.problem:  # refused when read: a link, a FIFO, a zip member, a duplicate
             continue
         try:
             cells += code_cells(notebook.name, notebook.data)
         except ValueError as error:
-            add_problem(sub, notebook.name, str(error))
+            sub.files[index] = replace(notebook, problem=str(error))
         except Exception as error:  # the grader's own trouble: this submission's row
-            if not sub.problem:
-                sub.problem = (
-                    f"the grader could not read {notebook.name} ({type(error).__name__}: {error})"
-                )
-                sub.failed = True
+            reason = f"{type(error).__name__}: {error}"
+            sub.problem = f"the grader could not read {notebook.name} ({reason})"
+            sub.failed = True
+            return sub
     # The student's own check cells are not trusted (nor needed): the grader brings its own.
     sub.cells = [
         cell
         for cell in cells
         if cell.source.strip() and CHECK_TAG not in cell.tags and not is_check(cell.source)
     ]
-    if not sub.cells and not sub.problem:
-        sub.problem = "empty notebook: no code cells to grade"
+    if not sub.cells:
+        sub.problem = _summary(sub.problems) or "empty notebook: no code cells to grade"
     return sub

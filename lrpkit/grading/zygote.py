@@ -379,4 +379,8 @@ def _confine(uid, rlimits, last_cap):
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] in (["-h"], ["--help"]):
+        print("usage: started by the grader (lrpkit.grading.runner), never by hand")
+        print((__doc__ or "").strip().splitlines()[0])
+        sys.exit(0)
     main()

@@ -4,7 +4,6 @@ Most tests grade the tiny course of tests/submissions_fixtures/tiny_course.py (n
 a kernel starts in about a second).
 """
 
-import csv
 import hashlib
 import json
 import shutil
@@ -14,7 +13,9 @@ from pathlib import Path
 import nbformat
 
 from lrpkit import student
+from lrpkit.grading import tables
 from lrpkit.grading.course import KIT
+from lrpkit.grading.gradebook import Layout
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "submissions_fixtures"))
 import tiny_course  # noqa: E402
@@ -222,8 +223,9 @@ def tree_hashes(folder):
 
 
 def read_csv(path):
-    with open(path, newline="", encoding="utf-8") as f:
-        return {row["student"]: row for row in csv.DictReader(f)}
+    """{student: row} of a grades.csv the grader wrote (the points-possible row left out)."""
+    _, rows = Layout.read(*tables.read_csv(path))
+    return {row["student"]: row for row in rows}
 
 
 def real_course(base, castle_file):

@@ -5,7 +5,7 @@ import shutil
 import nbformat
 import pytest
 
-from lrpkit.grading.course import EXERCISES, GradingError, load_course
+from lrpkit.grading.course import EXERCISES, GradingError, check_keys, load_course
 
 
 def test_points_are_split_over_an_exercises_checks(tiny):
@@ -16,6 +16,21 @@ def test_points_are_split_over_an_exercises_checks(tiny):
     by = {e: [c.points for c in checks if c.exercise == e] for e in EXERCISES}
     assert by == {"ex3": [25.0], "ex4": [12.5, 12.5]}
     assert [c.name for c in checks] == ["ex3 check 1", "ex4 check 1", "ex4 check 2"]
+    assert [c.key for c in checks] == [
+        "ex3.check_gradient_x_input",
+        "ex4.check_conv_weights",
+        "ex4.check_conv_relevance",
+    ]
+
+
+def test_check_keys_are_named_after_the_function_and_unique():
+    sources = ["_ = checks.check_conv(C)", "x = 1", "checks.check_conv(C, 2)", "check_lrp(f)"]
+    assert check_keys("ex4", sources) == [
+        "ex4.check_conv",
+        "ex4.check2",
+        "ex4.check_conv-2",
+        "ex4.check_lrp",
+    ]
 
 
 def test_unexecuted_solutions_are_refused(tiny, tmp_path):

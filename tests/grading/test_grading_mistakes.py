@@ -6,7 +6,6 @@ a shipped array or calls the kit's own code gets 0 on that check; the correct su
 full marks; re-grading with the configurations recorded in grades.csv gives the same rows.
 """
 
-import csv
 import shutil
 
 import nbformat
@@ -14,6 +13,7 @@ import pytest
 from crafting import read_csv, real_course
 
 from lrpkit.grading.course import ALL_EXERCISES, load_course
+from lrpkit.grading.outputs import read_configs
 from lrpkit.grading.pipeline import grade
 from lrpkit.layout import SOLUTIONS
 
@@ -90,8 +90,7 @@ def graded(tmp_path_factory, castle_file):
     again = base / "again"
     for student in ("correct", "reversed-gammas"):
         shutil.copytree(subs / student, again / student)
-    with open(base / "out" / "grades.csv", newline="", encoding="utf-8") as f:
-        recorded = {row["student"]: row["config"] for row in csv.DictReader(f)}
+    recorded = read_configs(base / "out" / "configs.jsonl")
     grade(again, base / "out-again", secret=b"another secret", recorded=recorded, **options)
     # the bonus Exercise 5, graded when the instructor includes it
     bonus = base / "bonus"
@@ -107,7 +106,8 @@ def graded(tmp_path_factory, castle_file):
 def test_the_correct_submission_gets_full_marks_on_its_hidden_configuration(graded):
     row = read_csv(graded / "out" / "grades.csv")["correct"]
     assert (row["total"], row["status"], row["reason"]) == ("50", "graded", "all checks passed")
-    assert '"size":' in row["config"] and row["sandbox"] == "bubblewrap"
+    assert '"size":' in read_configs(graded / "out" / "configs.jsonl")["correct"]
+    assert row["sandbox"] == "bubblewrap"
 
 
 @pytest.mark.slow
@@ -141,7 +141,9 @@ def test_regrading_on_the_recorded_configuration_gives_the_same_rows(graded):
 @pytest.mark.slow
 def test_the_bonus_exercise_is_graded_like_the_others_when_included(graded):
     rows = read_csv(graded / "out-bonus" / "grades.csv")
-    assert [k for k in rows["all-three"] if k.startswith("ex")] == ["ex3", "ex4", "ex5"]
+    assert [k for k in rows["all-three"] if k in ("ex3", "ex4", "ex5")] == ["ex3", "ex4", "ex5"]
+    assert list(rows["all-three"])[-2:] == ["ex5", "ex5.check_perturbation_curve"]
     assert (rows["all-three"]["ex5"], rows["all-three"]["total"]) == ("25", "75")
+    assert rows["all-three"]["maximum"] == "50", "the bonus is extra credit"
     assert (rows["no-ex5"]["ex5"], rows["no-ex5"]["total"]) == ("0", "50")
     assert "ex5" not in read_csv(graded / "out" / "grades.csv")["correct"]

@@ -4,7 +4,6 @@ One run grades all crafted submissions of the tiny course with 2 workers; the te
 slow grade the real exercises with the stand-in VGG-16 when their solution notebooks exist.
 """
 
-import csv
 import shutil
 import time
 from pathlib import Path
@@ -21,10 +20,11 @@ from crafting import (
     write_submissions,
 )
 
-from lrpkit.grading import bench
+from lrpkit.grading import bench, tables
 from lrpkit.grading.course import load_checks, load_course
+from lrpkit.grading.gradebook import Layout
 from lrpkit.grading.pipeline import grade
-from lrpkit.grading.report import safe_name
+from lrpkit.grading.report import literal
 
 # ---------------------------------------------------------------------------
 # one grading run of all crafted submissions (2 workers)
@@ -55,6 +55,7 @@ def graded(tiny, tmp_path_factory):
     seconds = time.monotonic() - started
     return {
         "results": {r.student: r for r in results},
+        "course": course,
         "rows": read_csv(paths["out"] / "grades.csv"),
         "out": paths["out"],
         "subs": subs,
@@ -69,10 +70,14 @@ def row(graded, student):
 
 
 def test_one_row_per_submission_with_all_columns(graded):
-    with open(graded["out"] / "grades.csv", newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    columns = ["student", "ex3", "ex4", "total", "status", "reason", "sandbox", "config"]
-    assert list(rows[0]) == columns
+    fields, rows = tables.read_csv(graded["out"] / "grades.csv")
+    assert fields == Layout.of(graded["course"]).fields
+    assert fields[:10] == (
+        "student", "name", "sis_id", "login", "section", "origin", "total", "maximum",
+        "status", "reason",
+    )  # fmt: skip
+    assert rows[0]["student"] == "Points Possible" and rows[0]["maximum"] == "50"
+    rows = rows[1:]
     assert {row["sandbox"] for row in rows if row["status"] != "invalid"} == {"bubblewrap"}
     expected = sorted(
         Path(name).stem if name.endswith(".ipynb") else name for name in graded["subs"]
@@ -86,9 +91,11 @@ def test_one_row_per_submission_with_all_columns(graded):
 
 
 def test_feedback_file_per_student(graded):
-    for name in graded["rows"]:
-        text = (graded["out"] / "feedback" / f"{safe_name(name)}.md").read_text()
-        assert text.startswith(f"# Feedback for {name}")
+    for name, row in graded["rows"].items():
+        text = (graded["out"] / row["feedback"]).read_text()
+        assert text.startswith(f"# Feedback for {literal(name)}")
+    files = sorted(p.name for p in (graded["out"] / "feedback").iterdir())
+    assert files == sorted(Path(row["feedback"]).name for row in graded["rows"].values())
 
 
 def test_correct_submissions_get_full_points(graded):
@@ -97,7 +104,7 @@ def test_correct_submissions_get_full_points(graded):
         assert (r["ex3"], r["ex4"], r["total"], r["status"]) == ("25", "25", "50", "graded"), r
         assert r["reason"] == "all checks passed"
     text = (graded["out"] / "feedback" / "good.md").read_text()
-    assert "ex3 check 1 (25 P): PASS -- PASS gradient_x_input" in text
+    assert "ex3 check 1 (25 P): PASS -- `PASS gradient_x_input" in text
     assert text.count("(12.5 P): PASS") == 2
 
 
@@ -112,7 +119,7 @@ def test_wrong_values_get_the_checks_hint(graded):
     assert (r["ex3"], r["ex4"]) == ("0", "25")
     assert "hint: multiply the gradient by the input" in r["reason"]
     text = (graded["out"] / "feedback" / "wrong3.md").read_text()
-    assert "FAIL -- FAIL gradient_x_input: wrong values" in text
+    assert "FAIL -- `FAIL gradient_x_input: wrong values" in text
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,20 @@
-"""Writing results (lrpkit.grading.report): atomic files, safe names, grades.csv, feedback."""
+"""Feedback files (lrpkit.grading.report): atomic writes, names of their own, escaped text."""
 
-from lrpkit.grading.course import Check
-from lrpkit.grading.report import feedback, grades_csv, safe_name, write_atomic
+import re
+
+import pytest
+
+from lrpkit.grading.course import Check, Course
+from lrpkit.grading.late import Late
+from lrpkit.grading.report import feedback, feedback_name, literal, number, write_atomic
 from lrpkit.grading.scoring import Result, Verdict
+
+EX3 = Check("ex3", 1, "ex3.ipynb", "checks.check_gradient_x_input(f)", (), 25.0, "ex3.x")
+EX4 = [
+    Check("ex4", n, "ex4.ipynb", "checks.check_conv(Conv)", (), 25 / 3, f"ex4.c{n}")
+    for n in (1, 2, 3)
+]
+COURSE = Course([EX3, *EX4], {})
 
 
 def test_write_atomic_replaces_whole_files(tmp_path):
@@ -13,36 +25,64 @@ def test_write_atomic_replaces_whole_files(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["grades.csv"]
 
 
-def test_safe_names():
-    assert [safe_name(s) for s in ("ann", "../x y", "...", "a@b+c")] == [
-        "ann",
-        "_x_y",
-        "unnamed",
-        "a@b+c",
+def test_feedback_names_are_unique_per_student_and_stable():
+    ids = ["ann", "good~", "good_", "Good", "good", "../x y", "...", "a@b+c", '=HYPERLINK("x")']
+    names = [feedback_name(s) for s in ids]
+    assert names[0] == "ann.md" and names[4] == "good.md" and names[7] == "a@b+c.md"
+    assert len({name.lower() for name in names}) == len(ids), names  # case-insensitive too
+    assert all(re.fullmatch(r"[A-Za-z0-9._@+~-]+\.md", n) and not n.startswith(".") for n in names)
+    assert [feedback_name(s) for s in ids] == names
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["<script>alert(1)</script>", "a `b` c", "``x``", "# title\n- item\n\n[link](x)", "`", " "],
+)
+def test_text_from_students_is_one_code_span(text):
+    span = literal(text)
+    fence = re.match(r"`+", span)[0]
+    inner = span[len(fence) : -len(fence)]
+    assert span.endswith(fence) and fence not in inner and "\n" not in span
+    assert inner.strip() == " ".join(text.split())
+
+
+def test_numbers():
+    assert [number(x) for x in (25, 25 / 3, 12.5, 0, -0.0, 100 / 3 * 2, 1e-9)] == [
+        "25",
+        "8.33",
+        "12.5",
+        "0",
+        "0",
+        "66.67",
+        "0",
     ]
 
 
-def test_grades_csv_and_feedback():
-    check = Check("ex4", 2, "ex4_lrp.ipynb", "checks.check_conv(Conv)", (), 25 / 3)
+def test_feedback():
     result = Result(
         "bob",
         {"ex3": 25.0, "ex4": 25 / 3},
         "graded",
         "ex4 check 2: FAIL",
-        [Verdict(check, False, "FAIL check_conv: wrong")],
+        [Verdict(EX3, True, "PASS fine"), Verdict(EX4[1], False, "FAIL check_conv: <b>wrong</b>")],
         ["ex4_lrp.ipynb code cell 2: ZeroDivisionError: division by zero"],
+        late=Late(None, "1 d 2 h", 10.0, "1 d 2 h late; -10% (1 started day x 10%)"),
     )
-    assert grades_csv([result, Result("al", {}, "invalid", "bad, JSON")]) == (
-        "student,ex3,ex4,total,status,reason,sandbox,config\n"
-        'al,0,0,0,invalid,"bad, JSON",,\n'
-        "bob,25,8.33,33.33,graded,ex4 check 2: FAIL,,\n"
-    )
-    assert feedback(result) == (
-        "# Feedback for bob\n\n"
+    assert feedback(result, COURSE) == (
+        "# Feedback for `bob`\n\n"
         "Exercise 3: 25/25 | Exercise 4: 8.33/25 | Total: 33.33/50\n\n"
+        "Late: 1 d 2 h late; -10% (1 started day x 10%)\n\n"
+        "Total after the late penalty: 30/50\n\n"
         "Status: graded\n\n"
+        "## Exercise 3\n\n"
+        "- ex3 check 1 (25 P): PASS -- `PASS fine`\n\n"
         "## Exercise 4\n\n"
-        "- ex4 check 2 (8.33 P): FAIL -- FAIL check_conv: wrong\n\n"
+        "- ex4 check 2 (8.33 P): FAIL -- `FAIL check_conv: <b>wrong</b>`\n\n"
         "## Errors in your own code cells\n\n"
-        "- ex4_lrp.ipynb code cell 2: ZeroDivisionError: division by zero\n"
+        "- `ex4_lrp.ipynb code cell 2: ZeroDivisionError: division by zero`\n"
+    )
+    rejected = Result("=1+1", {}, "invalid", "x.ipynb is empty")
+    assert feedback(rejected, COURSE).startswith(
+        "# Feedback for `=1+1`\n\nExercise 3: 0/25 | Exercise 4: 0/25 | Total: 0/50\n\n"
+        "Status: invalid (`x.ipynb is empty`)\n"
     )

@@ -6,8 +6,16 @@ from lrpkit.grading.runner import Run
 from lrpkit.grading.scoring import Result, hint, score
 from lrpkit.grading.submissions import Submission
 
-EX3 = Check("ex3", 1, "ex3.ipynb", "checks.check_gradient_x_input(gradient_x_input)", (), 25.0)
-EX4 = Check("ex4", 1, "ex4.ipynb", "checks.check_conv(Conv)", (), 25.0)
+EX3 = Check(
+    "ex3",
+    1,
+    "ex3.ipynb",
+    "checks.check_gradient_x_input(gradient_x_input)",
+    (),
+    25.0,
+    "ex3.check_gradient_x_input",
+)
+EX4 = Check("ex4", 1, "ex4.ipynb", "checks.check_conv(Conv)", (), 25.0, "ex4.check_conv")
 ROLES = [
     Role("prelude"),
     Role("student", label="ex3.ipynb code cell 1"),
@@ -82,11 +90,19 @@ def test_named_results():
     zero = {"ex3": 0.0, "ex4": 0.0}
     rejected = Result.rejected(sub)
     assert (rejected.points, rejected.status, rejected.reason) == (zero, "invalid", sub.problem)
-    assert (Result.pending(sub).status, Result.pending(sub).reason) == ("pending", "not graded yet")
+    pending = Result.pending(sub)
+    assert (pending.status, pending.reason, pending.points, pending.total) == (
+        "pending",
+        "not graded yet",
+        None,
+        None,
+    )
     interrupted = Result.interrupted(sub)
-    assert (interrupted.status, interrupted.reason) == ("error", "grading was interrupted")
+    assert (interrupted.status, interrupted.points) == ("pending", None)
+    assert "--resume" in interrupted.reason
     error = Result.grader_error(sub, OSError("disk full"))
     assert error.reason == "the grader failed on this submission (OSError: disk full)"
+    assert error.points is None, "the grader's own failure is no 0 for the student"
     scored = Result("dan", {"ex3": 25.0, "ex4": 0.0}, "graded", "", ["v"], ["n"], 4.0)
     tampered = Result.tampered(scored, ["checks.py"])
     assert (tampered.points, tampered.status, tampered.verdicts, tampered.total) == (
@@ -104,9 +120,25 @@ def test_the_row_shows_errors_and_time_outs_in_own_cells_even_when_all_checks_pa
     records[1] = cell("failed", message="Timeout of 120 seconds exceeded executing cell")
     result = score("dee", Run(records, ROLES, seconds=130.0), cell_timeout=120)
     assert result.points == {"ex3": 25.0, "ex4": 25.0}
-    assert result.row()["reason"] == (
+    assert result.reason == (
         "all checks passed; error in own cell ex3.ipynb code cell 1: took longer than 120 s "
         "and was stopped (an endless loop?)"
     )
     clean = score("eve", Run({n: cell(stdout="PASS c: ok\n") for n in range(6)}, ROLES), 120)
-    assert clean.row()["reason"] == "all checks passed"
+    assert clean.reason == "all checks passed"
+    assert clean.checks == {"ex3.check_gradient_x_input": 25.0, "ex4.check_conv": 25.0}
+
+
+def test_a_lost_exercise_earns_0_with_its_reason_and_the_others_count():
+    """The run left out the checks of ex3 (its notebook was empty): ex4 is graded."""
+    roles = [ROLES[0], Role("student", label="ex4.ipynb code cell 1"), *ROLES[4:]]
+    records = {n: cell(stdout="PASS check_conv: right\n") for n in range(4)}
+    lost = {"ex3": "ex3.ipynb is empty"}
+    result = score("fay", Run(records, roles), 120, lost=lost, checks=[EX3, EX4])
+    assert (result.points, result.status) == ({"ex3": 0.0, "ex4": 25.0}, "graded")
+    assert result.reason == "ex3.ipynb is empty (ex3: 0 points)"
+    assert [(v.check, v.passed, v.text) for v in result.verdicts] == [
+        (EX3, False, "not graded: ex3.ipynb is empty"),
+        (EX4, True, "PASS check_conv: right"),
+    ]
+    assert result.checks == {"ex3.check_gradient_x_input": 0.0, "ex4.check_conv": 25.0}

@@ -57,9 +57,11 @@ def sharded(tiny, tmp_path_factory):
 def test_three_shards_merged_give_the_grades_of_one_run(sharded):
     parts = [sharded / f"part{k}" for k in (3, 1, 2)]
     assert cli.main(["merge", "--out", str(sharded / "merged"), *map(str, parts)]) == 0
-    whole = (sharded / "whole" / "grades.csv").read_text()
-    assert (sharded / "merged" / "grades.csv").read_text() == whole
-    assert whole.count("\n") == 7  # header and six students
+    for name in ("grades.csv", "canvas.csv", "configs.jsonl"):
+        whole = (sharded / "whole" / name).read_bytes()
+        assert (sharded / "merged" / name).read_bytes() == whole, name
+    whole = (sharded / "whole" / "grades.csv").read_bytes()
+    assert whole.count(b"\r\n") == 8  # header, points possible and six students
     names = sorted(p.name for p in (sharded / "whole" / "feedback").iterdir())
     assert sorted(p.name for p in (sharded / "merged" / "feedback").iterdir()) == names
     for name in names:
@@ -74,4 +76,6 @@ def test_merge_refuses_incomplete_or_overlapping_shards(sharded, tmp_path):
         merge([sharded / "part1", sharded / "part1", sharded / "part2"], tmp_path / "out")
     with pytest.raises(ShardError, match="not a finished shard"):
         merge([sharded / "whole"], tmp_path / "out")
+    with pytest.raises(ShardError, match="no part 3 of 2"):
+        Shard.parse("3/2")
     assert cli.main(["merge", "--out", str(tmp_path / "x"), str(sharded / "part1")]) == 2

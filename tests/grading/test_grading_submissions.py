@@ -6,6 +6,8 @@ import os
 import pytest
 from crafting import IMPORTS, code, nb_bytes
 
+from lrpkit.grading.course import Check, Course
+from lrpkit.grading.parts import lost_exercises
 from lrpkit.grading.submissions import (
     CodeCell,
     NotebookFile,
@@ -14,6 +16,8 @@ from lrpkit.grading.submissions import (
     is_check,
     parse,
 )
+
+NOTEBOOKS = {"ex3": "ex3_gradient_x_input.ipynb", "ex4": "ex4_lrp.ipynb"}
 
 
 @pytest.mark.parametrize(
@@ -58,6 +62,41 @@ def test_parse_keeps_the_students_code_cells_with_labels_and_tags():
 def test_parse_says_why_a_notebook_cannot_be_graded():
     sub = parse(Submission("s", [NotebookFile("s.ipynb", b"[1, 2]")]))
     assert (sub.problem, sub.cells) == ("s.ipynb is JSON but not a notebook", [])
+    empty = parse(Submission("e", [NotebookFile("e.ipynb", b"  \n")]))
+    assert empty.problem == "e.ipynb is empty"
+
+
+def test_a_bad_notebook_costs_only_itself():
+    """An empty ex3 notebook beside a good ex4 one: the submission runs, the file keeps its
+    problem, and its exercise is lost (lrpkit.grading.parts); the intake's own problem and
+    exercise of a file are kept."""
+    good = nb_bytes([IMPORTS, code("class Conv: pass")])
+    files = [
+        NotebookFile("ex3_gradient_x_input.ipynb", b""),
+        NotebookFile("ex4_lrp.ipynb", good),
+        NotebookFile("notes.ipynb", good),
+        NotebookFile("ex3_copy.ipynb", good, problem="ex3_copy.ipynb is a symbolic link"),
+    ]
+    sub = parse(Submission("s", files))
+    assert not sub.problem and [c.label for c in sub.cells][-1] == "notes.ipynb code cell 2"
+    assert [f.problem for f in sub.files] == [
+        "ex3_gradient_x_input.ipynb is empty",
+        "",
+        "",
+        "ex3_copy.ipynb is a symbolic link",
+    ]
+    course = Course([Check(e, 1, n, "", (), 25.0) for e, n in NOTEBOOKS.items()], {})
+    assert lost_exercises(sub, course) == {}, "notes.ipynb may hold any exercise's code"
+    del sub.files[2]
+    assert lost_exercises(sub, course) == {
+        "ex3": "ex3_gradient_x_input.ipynb is empty; ex3_copy.ipynb is a symbolic link"
+    }
+    sub.files[0] = NotebookFile("answers.ipynb", good, exercise="ex3")  # matched by content
+    assert lost_exercises(sub, course) == {}
+    only4 = parse(Submission("t", [NotebookFile("ex4_LRP-final.ipynb", good)]))
+    assert lost_exercises(only4, course) == {"ex3": "ex3_gradient_x_input.ipynb is missing"}
+    nothing = parse(Submission("u", [NotebookFile("ex4_lrp.ipynb", b"{")]))
+    assert nothing.problem.startswith("ex4_lrp.ipynb is not valid JSON")
 
 
 # ---------------------------------------------------------------------------
@@ -98,22 +137,21 @@ def test_discover_names_every_unusable_entry_and_reads_the_rest(tmp_path):
             "fifo.ipynb is a FIFO (named pipe), not a regular file: hand in the file itself",
             False,
         ),
-        "half": (
-            "ex4.ipynb is a symbolic link: hand in the file itself; ex5.ipynb nests JSON 5,000 "
-            "levels deep, more than the 100 allowed (no notebook file needs that many): hand "
-            "in the file as it was saved",
-            False,
-        ),
+        "half": ("", False),  # its unusable files cost their exercises only (parts.py)
         "linked": ("linked.ipynb is a symbolic link: hand in the file itself", False),
         "odd": ("ex3.ipynb is a folder, not a file: hand in the file itself", False),
     }
     # each unusable file on its own; the usable notebook of the same folder is still parsed
     half = found["half"]
-    assert [(p.name, p.reason) for p in half.problems] == [
+    assert [(p.name, p.problem) for p in half.problems] == [
         ("ex4.ipynb", "ex4.ipynb is a symbolic link: hand in the file itself"),
-        ("ex5.ipynb", problems["half"][0].split("; ")[1]),
+        (
+            "ex5.ipynb",
+            "ex5.ipynb nests JSON 5,000 levels deep, more than the 100 allowed (no notebook "
+            "file needs that many): hand in the file as it was saved",
+        ),
     ]
-    assert [f.name for f in half.files] == ["ex3.ipynb", "ex5.ipynb"]
+    assert [f.name for f in half.files] == ["ex3.ipynb", "ex4.ipynb", "ex5.ipynb"]
     assert [c.label for c in half.cells] == ["ex3.ipynb code cell 1", "ex3.ipynb code cell 2"]
     assert [f.data for f in found["bea"].files] == [good]
 
@@ -158,5 +196,5 @@ def test_a_notebook_the_intake_refused_keeps_its_reason_and_is_not_parsed():
     refused = NotebookFile("ex3.ipynb", b"", "ex3", "ex3.ipynb is a symbolic link: hand in ...")
     good = NotebookFile("ex4.ipynb", nb_bytes([IMPORTS, code("x = 1")]), "ex4")
     sub = parse(Submission("s", [refused, good]))
-    assert [p.reason for p in sub.problems] == [refused.problem]
-    assert sub.problem == refused.problem and [c.source for c in sub.cells] == [IMPORTS[1], "x = 1"]
+    assert [p.problem for p in sub.problems] == [refused.problem]
+    assert sub.problem == "" and [c.source for c in sub.cells] == [IMPORTS[1], "x = 1"]
