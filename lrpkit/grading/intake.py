@@ -391,7 +391,8 @@ class Collector:
                     "matches no exercise by its cells or its name: graded as a whole",
                     draft.student,
                 )
-            files.append((candidate, NotebookFile(candidate.file, data, match.exercise, problem)))
+            exercise = match.exercise or "+".join(sorted(match.held))  # several: "ex3+ex4"
+            files.append((candidate, NotebookFile(candidate.file, data, exercise, problem)))
         files = self.newest(draft, files)
         used = [c for c, f in files if not f.problem]
         sub.late = any(c.late for c in used)

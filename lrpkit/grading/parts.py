@@ -4,8 +4,9 @@ An empty, unreadable or missing notebook costs its exercise only: that exercise 
 the reason ("ex3_gradient_x_input.ipynb is empty") and its checks are not run, while the
 other notebooks are graded as usual. A notebook's exercise is the one the intake matched by
 its content (``NotebookFile.exercise``), else its file name's: a solution notebook's name, or
-a name that begins with the exercise (``ex3_...``). Where a usable notebook's exercise is
-unknown (one notebook holding every exercise), nothing is called lost: its code may hold any.
+a name that begins with the exercise (``ex3_...``). A notebook the intake found to hold
+several exercises says so (``"ex3+ex4"``); where a usable notebook's exercise is unknown,
+nothing is called lost: its code may hold any.
 """
 
 import re
@@ -30,7 +31,7 @@ def lost_exercises(sub, course):
     notebooks holds: the problem of its own notebook, or that the notebook is missing."""
     names = course.notebooks()
     usable = [nb for nb in sub.files if not nb.problem]
-    held = {exercise_of(nb, names) for nb in usable}
+    held = {e for nb in usable for e in exercise_of(nb, names).split("+")}
     if "" in held or not usable:
         return {}
     expected = {exercise: name for name, exercise in names.items()}

@@ -35,7 +35,7 @@ class NotebookFile:
 
     name: str
     data: bytes
-    exercise: str = ""  # ex3/ex4/ex5 where the intake matched it by content; "" when unknown
+    exercise: str = ""  # ex3/ex4/ex5 as the intake matched it ("ex3+ex4": several); "": unknown
     problem: str = ""  # why this one file cannot be used (the others still are)
 
 

@@ -28,9 +28,10 @@ from crafting import (
 )
 
 from lrpkit.grading import files
-from lrpkit.grading.course import load_course
+from lrpkit.grading.course import Check, Course, load_course
+from lrpkit.grading.gradebook import Layout
+from lrpkit.grading.outputs import OutputFolder
 from lrpkit.grading.pipeline import Gradebook, grade, grade_alone, grade_in_parallel
-from lrpkit.grading.report import safe_name
 from lrpkit.grading.runner import Run
 from lrpkit.grading.scoring import Result
 from lrpkit.grading.submissions import NotebookFile, Submission, parse
@@ -156,24 +157,27 @@ def test_every_hostile_file_gets_its_row_naming_what_it_is(graded):
     assert set(rows) == names
     for name, words in graded["expected"].items():
         row = rows[name]
-        assert (row["status"], row["total"]) == ("invalid", "0"), (name, row)
+        if name != "halfbad":  # its real ex3 notebook is graded (below)
+            assert (row["status"], row["total"]) == ("invalid", "0"), (name, row)
         assert words in row["reason"], (name, row["reason"])
 
 
 def test_no_linked_notebook_earns_a_point_nor_shows_the_solution(graded):
-    linked = ("absolute", "proc", "copycat", "sneaky", "dangling", "zero", "halfbad")
+    linked = ("absolute", "proc", "copycat", "sneaky", "dangling", "zero")
     for name in linked:
         assert graded["rows"][name]["total"] == "0", graded["rows"][name]
+    assert graded["rows"]["halfbad"]["ex4"] == "0", "its linked ex4 notebook earns nothing"
     texts = [(graded["out"] / "grades.csv").read_text()]
     texts += [p.read_text() for p in (graded["out"] / "feedback").glob("*.md")]
     assert not any("BEGIN SOLUTION" in text or "return X * grad" in text for text in texts)
 
 
-def test_a_bad_notebook_is_recorded_on_its_own(graded):
-    """halfbad's ex3 notebook is fine: for now the whole submission is invalid, its reason
-    names only the linked ex4 notebook."""
-    reason = graded["rows"]["halfbad"]["reason"]
-    assert "ex4_lrp.ipynb" in reason and "ex3_gradient_x_input" not in reason
+def test_a_bad_notebook_costs_only_its_exercise(graded):
+    """halfbad's ex3 notebook is a real file (a copy of the solution, its own to answer for):
+    it is graded; the linked ex4 notebook costs Exercise 4, and the reason names only it."""
+    row = graded["rows"]["halfbad"]
+    assert (row["status"], row["ex3"], row["ex4"], row["total"]) == ("graded", "25", "0", "25")
+    assert "ex4_lrp.ipynb" in row["reason"] and "ex3_gradient_x_input" not in row["reason"]
 
 
 def test_nested_folders_left_in_the_sandbox_are_cleaned_up(graded):
@@ -195,8 +199,8 @@ def test_exception_texts_and_unparsable_cells_stay_in_their_row(graded):
 
 def test_grades_and_every_feedback_file_are_written(graded):
     for name, result in graded["results"].items():
-        text = (graded["out"] / "feedback" / f"{safe_name(name)}.md").read_text()
-        assert text.startswith(f"# Feedback for {name}")
+        text = (graded["out"] / graded["rows"][name]["feedback"]).read_text()
+        assert text.startswith(f"# Feedback for `{name}`")
         assert result.reason.split(";")[0] in text or result.status == "graded"
 
 
@@ -218,8 +222,9 @@ class BrokenGrader:
 
     def __init__(self):
         self.lock = threading.Lock()
+        self.course = COURSE
 
-    def run(self, sub):
+    def run(self, sub, lost=()):
         if sub.student == "crash":
             raise RuntimeError("the sandbox folder vanished")
         if sub.student == "unscorable":
@@ -237,9 +242,13 @@ class Watch:
         return []
 
 
+COURSE = Course([Check(e, 1, f"{e}.ipynb", "", (), 25.0) for e in ("ex3", "ex4")], {})
+
+
 def book(tmp_path, names):
     subs = [parse(Submission(n, [NotebookFile("n.ipynb", nb_bytes([IMPORTS]))])) for n in names]
-    return Gradebook(subs, tmp_path / "out")
+    folder = OutputFolder(tmp_path / "out", Layout.of(COURSE), "Sheet")
+    return Gradebook(subs, folder, COURSE)
 
 
 def test_a_run_or_score_that_fails_is_that_submissions_row(tmp_path):
@@ -264,9 +273,9 @@ def test_protected_files_that_cannot_be_checked_are_the_rows_of_the_runs_graded_
 
 def test_a_feedback_file_that_cannot_be_written_stops_no_other(tmp_path):
     gradebook = book(tmp_path, ["ann", "bob", "cy"])
-    for key, sub in enumerate(gradebook.subs):
-        gradebook.results[key] = Result(sub.student, {"ex3": 25.0, "ex4": 0.0}, "graded", "ok")
     (tmp_path / "out" / "feedback" / "bob.md").mkdir(parents=True)  # in the way
+    for key, sub in enumerate(gradebook.subs):
+        gradebook.record(key, Result(sub.student, {"ex3": 25.0, "ex4": 0.0}, "graded", "ok"))
     gradebook.finish()
     assert (tmp_path / "out" / "feedback" / "ann.md").is_file()
     assert (tmp_path / "out" / "feedback" / "cy.md").is_file()

@@ -57,15 +57,17 @@ class Interrupting:
         raise KeyboardInterrupt
 
 
-def with_intake(discover):
-    def discovered(folder):
-        subs = discover(folder)
-        for sub in subs:
+def with_intake(collect):
+    """intake.collect, with what an LMS's download would have said of these students."""
+
+    def collected(*args, **kwargs):
+        intake = collect(*args, **kwargs)
+        for sub in intake.submissions:
             for key, value in INTAKE.get(sub.student, {}).items():
                 setattr(sub, key, value)
-        return subs
+        return intake
 
-    return discovered
+    return collected
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +114,7 @@ def graded(course):
     """The class graded: first interrupted, then --resume; what each step left."""
     steps = {}
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pipeline, "discover", with_intake(pipeline.discover))
+        patch.setattr(cli, "collect", with_intake(cli.collect))
         with pytest.MonkeyPatch.context() as stop:
             stop.setattr(pipeline, "Grader", Interrupting)
             steps["interrupted"] = (run(course), read_csv(course / "grades" / "grades.csv"))
@@ -218,7 +220,7 @@ def regraded(graded, course):
     (out / "feedback" / "left-behind.md").write_text("a student no longer in the class")
     (course / "subs" / "1002.ipynb").write_bytes(nb_bytes(good_cells()))
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pipeline, "discover", with_intake(pipeline.discover))
+        patch.setattr(cli, "collect", with_intake(cli.collect))
         code = run(course, "--only", "1002")
         after = {name: (out / name).read_bytes() for name in ("grades.csv", "configs.jsonl")}
         patch.setattr(pipeline, "Grader", Interrupting)
