@@ -21,6 +21,7 @@ from pathlib import Path
 
 import nbformat
 
+from lrpkit.grading import cgroups
 from lrpkit.grading.forked import Forked
 from lrpkit.grading.notebook import graded_notebook
 from lrpkit.grading.sandbox import LimitHit, Limits, Sandbox, Watchdog, probe
@@ -57,7 +58,7 @@ class Run:
     log: str = ""  # the end of pytest's output
     started: float = 0.0  # wall-clock times, to find runs that overlapped a change
     ended: float = 0.0
-    sandbox: str = ""  # how it was isolated, recorded with its grade
+    sandbox: str = ""  # how it was isolated, recorded with its grade ("bubblewrap, seccomp...")
     limits: Limits | None = None  # the sandbox's limits (None: unconfined)
     config: object = None  # the hidden configuration it was graded on (lrpkit.config.Config)
 
@@ -380,8 +381,11 @@ class Grader:
 
     @property
     def isolation(self):
-        """How runs are isolated, as grades.csv records it."""
-        return "bubblewrap" if self.sandboxed else "none (--no-sandbox)"
+        """How runs are isolated, as grades.csv records it (a sandboxed run's own Outcome
+        says whether it had a cgroup)."""
+        if not self.sandboxed:
+            return "none (--no-sandbox)"
+        return ", ".join(["bubblewrap", "seccomp", *filter(None, [cgroups.support()])])
 
     @property
     def threads(self):
@@ -445,7 +449,7 @@ class Grader:
         started, wall_started = time.monotonic(), time.time()
         proc = self._start(folders, token, pipe)
         pipe.start_reading()
-        timed_out, limit = self._wait(proc, token)
+        timed_out, limit, isolation = self._wait(proc, token)
         records = pipe.records()
         seconds = time.monotonic() - started
         log = folders.log.read_bytes()[-4000:].decode("utf-8", "replace")
@@ -463,7 +467,7 @@ class Grader:
             log,
             wall_started,
             time.time(),
-            self.isolation,
+            isolation,
             self.limits if self.sandboxed else None,
             config,
         )
@@ -487,7 +491,7 @@ class Grader:
                     argv, cwd=folders.control, output=folders.log, pass_fds=fds, zygote=forks
                 )
                 if ours is not None and proc.pidfd is not None and box.uid is not None:
-                    self.zygote.serve(ours, proc.pidfd, box.uid, self.limits.rlimits())
+                    self.zygote.serve(ours, proc.pidfd, proc.confinement())
                 return proc
             with open(folders.log, "wb") as log:
                 proc = None
@@ -530,14 +534,15 @@ class Grader:
 
     def _wait(self, proc, token):
         """Wait for pytest up to the per-submission limit, then kill everything the run
-        started; returns (whether the time limit was reached, the sandbox limit hit)."""
+        started; returns (whether the time limit was reached, the sandbox limit hit, how the
+        run was isolated)."""
         if isinstance(proc, Watchdog):
             outcome = proc.wait(timeout=self.timeout)
             kill_token(token)
             hit = outcome.limit
             if hit is not None and hit.kind == "wall":
-                return True, None
-            return False, hit
+                return True, None, outcome.isolation
+            return False, hit, outcome.isolation
         timed_out = False
         try:
             proc.wait(timeout=self.timeout)
@@ -552,7 +557,7 @@ class Grader:
             proc.wait()
             if isinstance(proc, Forked):
                 proc.close()
-        return timed_out, None
+        return timed_out, None, self.isolation
 
     def sandbox_changes(self, sandbox):
         """Kit files in the sandbox that differ from the originals after a run."""
