@@ -23,7 +23,7 @@ import nbformat
 
 from lrpkit.grading import cgroups
 from lrpkit.grading.forked import Forked
-from lrpkit.grading.notebook import graded_notebook
+from lrpkit.grading.notebook import graded_notebook, kit_modules
 from lrpkit.grading.sandbox import LimitHit, Limits, Sandbox, Watchdog, probe
 from lrpkit.grading.zygote import ENV as KERNEL_FD
 from lrpkit.grading.zygote import KERNEL, KERNEL_RUN, PRELOAD, PYTEST, PYTEST_RUN, Zygote
@@ -437,8 +437,9 @@ class Grader:
         course = self.course
         config = self.hidden.config(sub.student) if self.hidden is not None else None
         graded = graded_notebook(
-            sub, course.checks, folders.sandbox, self.cache, course.skip, config, self.cache64
-        )
+            sub, course.checks, folders.sandbox, self.cache, course.skip, config, self.cache64,
+            kit_modules(course.files),
+        )  # fmt: skip
         nbformat.write(graded.notebook, str(folders.notebook))
         written = {
             folders.notebook: folders.notebook.read_bytes(),

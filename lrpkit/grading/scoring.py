@@ -12,6 +12,8 @@ from lrpkit.grading.course import ALL_EXERCISES, EXERCISES, Check
 from lrpkit.grading.hidden import handles
 from lrpkit.grading.sandbox import limit_from_error
 
+LEFT_RUNNING = "ThreadLeftRunning"  # the guard's error for a thread the student left running
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -146,6 +148,8 @@ def verdict(check, guard, record, cell_timeout, hidden=None, config=None):
         text = "not run: the submission was stopped before this check"
     elif not guard_ok and guard and not guard.get("error") and guard.get("message"):
         text = hint("", "", guard["message"], cell_timeout)  # kernel dead, timeout
+    elif not guard_ok and guard and (guard.get("error") or [""])[0] == LEFT_RUNNING:
+        text = f"not graded: {guard['error'][1]}"[:500]  # the guard's own words
     elif not guard_ok:
         text = "not graded: the grader could not reset the kernel before this check"
     elif record.get("error"):

@@ -1,44 +1,102 @@
-"""Kernel-side guard run before every check: undo the student's patches, re-import the checks.
+"""Kernel-side guard run before every check: undo the student's patches, stop at threads the
+student's code left running, re-import the kit from the sandbox copies.
 
 Loaded as text into the cell before each check cell (lrpkit.grading.notebook), which calls
-``_lrpkit_guard(get_ipython(), sandbox=..., names=...)`` and deletes it again: the name is the
-one it has in the student's namespace for that moment. It needs the prelude's
-``sys.modules["_lrpkit_pristine"]``; everything else it imports inside it.
+``_lrpkit_guard(get_ipython(), sandbox=..., names=..., modules=...)`` and deletes it again:
+the name is the one it has in the student's namespace for that moment. It needs the
+prelude's ``sys.modules["_lrpkit_pristine"]``; everything else it imports inside it.
 """
 
 
-def _lrpkit_guard(shell, sandbox, names, config=None):
-    """Restore builtins, streams and import machinery from the prelude's pristine copies, import
-    utils and lrpkit.checks afresh from the sandbox's copies, and bind the check cell's
-    ``names`` (checks, utils, check functions) in the shell's namespace to the fresh ones.
-    ``config``: a hidden configuration's JSON; the fresh checks then observe on it and print
-    the observation for the grader to judge, instead of judging themselves."""
+def _lrpkit_guard(shell, sandbox, names, config=None, modules=(), thread_seconds=2.0):
+    """Restore builtins, streams, import machinery and the functions of sys, threading and
+    _thread from the prelude's pristine copies; take every profiler and tracer out; wait a
+    moment for threads the student's code started (none may still run: ThreadLeftRunning);
+    import the kit's ``modules`` afresh from the sandbox's copies (utils, lrpkit.checks and
+    those the check cell names), and bind the check cell's ``names`` (checks, utils, check
+    functions, kit modules) in the shell's namespace to the fresh ones. ``config``: a hidden
+    configuration's JSON; the fresh checks then observe on it and print the observation for
+    the grader to judge, instead of judging themselves. Everything it uses is defined or
+    imported inside it: a thread left running could change the cell's namespace."""
     import sys
 
     pristine = sys.modules["_lrpkit_pristine"]
+    shell = getattr(pristine, "shell", shell)  # the shell the prelude was given
     pristine.builtins_module.__dict__.update(pristine.builtins)
     sys.modules["builtins"] = pristine.builtins_module
     sys.stdout, sys.stderr, sys.displayhook, sys.excepthook = pristine.streams
     for k, v in pristine.stream_methods.items():
         setattr(pristine.stream_class, k, v)
+    for module, saved in pristine.functions:  # sys.setprofile, threading.Thread...
+        if "." not in module.__name__:
+            sys.modules[module.__name__] = module
+        for k, v in saved.items():
+            if getattr(module, k, None) is not v:
+                setattr(module, k, v)
+    sys.setprofile(None)
+    sys.settrace(None)
     sys.path[:], sys.meta_path[:], sys.path_hooks[:] = (list(x) for x in pristine.paths)
     sys.path_importer_cache.clear()
-    for k in [k for k in sys.modules if k in ("utils", "lrpkit") or k.startswith("lrpkit.")]:
+    kit = {*modules, "utils", "lrpkit"}
+    for k in [k for k in sys.modules if k in kit or k.startswith("lrpkit.")]:
         del sys.modules[k]
     import importlib
     import os
 
     importlib.invalidate_caches()
-    fresh = {}
-    for name in ("utils", "lrpkit.checks"):
-        if not os.path.isfile(os.path.join(sandbox, name.replace(".", "/") + ".py")):
-            continue  # a course without utils.py
-        module = fresh[name] = importlib.import_module(name)
-        if os.path.dirname(os.path.realpath(module.__file__)) not in (
-            os.path.realpath(sandbox),
-            os.path.realpath(os.path.join(sandbox, "lrpkit")),
-        ):
+    folders = (os.path.realpath(sandbox), os.path.realpath(os.path.join(sandbox, "lrpkit")))
+
+    def fresh_import(name):
+        module = importlib.import_module(name)
+        if os.path.dirname(os.path.realpath(module.__file__)) not in folders:
             raise RuntimeError(f"{name} is not the grader's copy")
+        return module
+
+    def present(name):
+        path = os.path.join(sandbox, name.replace(".", "/"))
+        return os.path.isfile(path + ".py") or os.path.isfile(os.path.join(path, "__init__.py"))
+
+    tripwire = fresh_import("lrpkit.tripwire") if present("lrpkit.tripwire") else None
+    if tripwire is not None:
+        tripwire.reset_threads()
+    import threading
+    import time
+
+    class ThreadLeftRunning(RuntimeError):
+        """A thread the student's code started still runs: the check cannot watch it."""
+
+    def theirs():
+        """{ident: Thread or None} of the threads running but the kernel's own (recorded by
+        the prelude), this one and the library threads the tripwire knows."""
+        found = {}
+        for ident in set(sys._current_frames()) - pristine.threads - {threading.get_ident()}:
+            thread = threading._active.get(ident)
+            if tripwire is None or not tripwire.library_thread(thread):
+                found[ident] = thread
+        return found
+
+    # wait up to thread_seconds for them to end; a thread named before is not waited for
+    reported = pristine.__dict__.setdefault("reported_threads", set())
+    left, deadline = theirs(), time.monotonic() + thread_seconds
+    while set(left) - reported and time.monotonic() < deadline:
+        thread = next(t for i, t in left.items() if i not in reported)
+        if isinstance(thread, threading.Thread):
+            thread.join(max(0.0, deadline - time.monotonic()))
+        else:  # started through _thread: no handle to join
+            time.sleep(0.02)
+        left = theirs()
+    if left:
+        reported.update(left)
+        named = sorted(getattr(t, "name", None) or f"thread {i}" for i, t in left.items())
+        raise ThreadLeftRunning(
+            f"your code left {len(named)} thread(s) running ({', '.join(named[:3])}): the "
+            "check cannot watch them, so it is not graded; end your threads (join them) "
+            "before the checks"
+        )
+    wanted = ["utils", "lrpkit.checks"]  # the checks' home, and the helpers given to students
+    short = {name.rsplit(".", 1)[-1]: name for name in modules}
+    wanted += [short[k] for k in names if k in short]
+    fresh = {name: fresh_import(name) for name in dict.fromkeys(wanted) if present(name)}
     checks = fresh["checks"] = fresh["lrpkit.checks"]
     fresh["lrpkit"] = sys.modules["lrpkit"]
     # The float64 stand-in and the decoded castle (the cached _model, _X of the checks' config
@@ -63,11 +121,17 @@ def _lrpkit_guard(shell, sandbox, names, config=None):
         fresh["utils"].standin_state_dict = pristine.standin
     ns = shell.user_ns
     ns["__builtins__"] = pristine.builtins_module
+    check_modules = [m for n, m in fresh.items() if n.endswith("checks")]
     for k in names:
         v = ns.get(k)
-        if k in fresh:
+        if k in short and short[k] in fresh:  # checks, faithfulness_checks, utils...
+            ns[k] = fresh[short[k]]
+        elif k in fresh:
             ns[k] = fresh[k]
         elif type(v) is type(sys) and getattr(v, "__name__", None) in fresh:
             ns[k] = fresh[v.__name__]
-        elif not k.startswith("_") and hasattr(checks, k):
-            ns[k] = getattr(checks, k)
+        elif not k.startswith("_"):  # a check function by its own name
+            for module in check_modules:
+                if hasattr(module, k) and (k.startswith("check_") or module is checks):
+                    ns[k] = getattr(module, k)
+                    break
