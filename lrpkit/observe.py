@@ -56,8 +56,12 @@ ANSWERING = ("explorer.py", "judge.py", "judge_lrp.py", "faithfulness_checks.py"
 
 
 def _answering_code():
-    """(folder of the kit's files, code objects of this module that compute an answer)."""
-    return os.path.dirname(os.path.realpath(__file__)), {relevance.__code__, lrp_model.__code__}
+    """(folder of the kit's files, (name, first line) of this module's functions that compute
+    an answer): a copy of them from an earlier import of this file is the same code."""
+    codes = (relevance.__code__, lrp_model.__code__)
+    return os.path.dirname(os.path.realpath(__file__)), {
+        (c.co_name, c.co_firstlineno) for c in codes
+    }
 
 
 @contextlib.contextmanager
@@ -67,16 +71,16 @@ def tripwire(obs, key):
     relevance, lrp_model) from any thread, switch the check's profiler off, leave a thread
     running, run its own code in another thread."""
     folder, codes = _answering_code()
-    files = {}
+    own, files = os.path.basename(__file__), {}
 
     def answering(code):
         name = code.co_filename
-        if name not in files:
-            files[name] = (
-                os.path.dirname(os.path.realpath(name)) == folder
-                and os.path.basename(name) in ANSWERING
-            )
-        return files[name] or code in codes
+        kind = files.get(name)
+        if kind is None:  # 2: a file of answering code, 1: this one, 0: others
+            base = os.path.basename(name)
+            kit = os.path.dirname(os.path.realpath(name)) == folder
+            kind = files[name] = 2 if kit and base in ANSWERING else int(kit and base == own)
+        return kind == 2 or kind == 1 and (code.co_name, code.co_firstlineno) in codes
 
     seen = []
     try:

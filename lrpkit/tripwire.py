@@ -27,8 +27,9 @@ import os
 import sys
 import threading
 
-#: library threads that only do their own work: tqdm's monitor (module, class name)
-LIBRARY_THREADS = {("tqdm._monitor", "TMonitor")}
+#: library threads that only do their own work (module, class name): tqdm's monitor, pyzmq's
+#: collector of zero-copy messages (the kernel starts it on a large output)
+LIBRARY_THREADS = {("tqdm._monitor", "TMonitor"), ("zmq.utils.garbage", "GarbageCollectorThread")}
 #: profiler events of the C API (PyTrace_*), by number
 EVENTS = ("call", "exception", "line", "return", "c_call", "c_exception", "c_return", "opcode")
 SWITCHED = "profiler (the check's own; the code under test switched it or started a thread past it)"

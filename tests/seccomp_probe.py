@@ -43,9 +43,12 @@ def calls():
     return found
 
 
-def source():
-    """The probe program, with the numbers of this architecture."""
-    return f"""\
+def source(ending=None):
+    """The probe program, with the numbers of this architecture; ``ending``: what it does with
+    the answers (``_seen``) instead of printing them."""
+    ending = ending or f"print({PREFIX!r} + json.dumps(_seen), flush=True)\n"
+    return (
+        f"""\
 import ctypes, errno, json, os
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
@@ -56,8 +59,9 @@ for _label, (_nr, _args) in {calls()!r}.items():
     _seen[_label] = "ok" if _result != -1 else errno.errorcode.get(ctypes.get_errno(), "?")
 _status = dict(line.split(":", 1) for line in open("/proc/self/status"))
 _seen["Seccomp"] = _status.get("Seccomp", "").strip()
-print({PREFIX!r} + json.dumps(_seen), flush=True)
 """
+        + ending
+    )
 
 
 def expected():

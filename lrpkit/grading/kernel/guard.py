@@ -87,7 +87,22 @@ def _lrpkit_guard(shell, sandbox, names, config=None, modules=(), thread_seconds
         left = theirs()
     if left:
         reported.update(left)
-        named = sorted(getattr(t, "name", None) or f"thread {i}" for i, t in left.items())
+        frames = sys._current_frames()
+
+        def where(ident, thread):  # its name, and the function it is in
+            frame = frames.get(ident)
+            while (
+                frame is not None
+                and frame.f_back is not None
+                and "threading" in str(frame.f_code.co_filename)
+            ):
+                frame = frame.f_back
+            name = getattr(thread, "name", None) or f"thread {ident}"
+            if frame is None:
+                return name
+            return f"{name} in {os.path.basename(frame.f_code.co_filename)}: {frame.f_code.co_name}"
+
+        named = sorted(where(i, t) for i, t in left.items())
         raise ThreadLeftRunning(
             f"your code left {len(named)} thread(s) running ({', '.join(named[:3])}): the "
             "check cannot watch them, so it is not graded; end your threads (join them) "
