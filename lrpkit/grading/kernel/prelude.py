@@ -24,8 +24,9 @@ def _lrpkit_prelude(shell, cache="", cache64="", audit=True):
     pristine.builtins_module = builtins
     pristine.builtins = dict(vars(builtins))
     modules = [sys, threading, _thread]
-    if hasattr(sys, "monitoring"):  # 3.12+
-        modules.append(sys.monitoring)
+    monitoring = getattr(sys, "monitoring", None)  # 3.12+
+    if monitoring is not None:
+        modules.append(monitoring)
     pristine.functions = [  # (module, {name: function, class or None (hooks)})
         (m, {k: v for k, v in vars(m).items() if callable(v) or v is None}) for m in modules
     ]
