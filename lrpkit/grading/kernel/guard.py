@@ -35,6 +35,14 @@ def _lrpkit_guard(shell, sandbox, names, config=None, modules=(), thread_seconds
                 setattr(module, k, v)
     sys.setprofile(None)
     sys.settrace(None)
+    monitoring = getattr(sys, "monitoring", None)  # 3.12+: tools the student's code took
+    for tool in range(6) if monitoring is not None else ():
+        if monitoring.get_tool(tool) is not None and tool not in pristine.tools:
+            monitoring.set_events(tool, 0)
+            for event in vars(monitoring.events).values():
+                if isinstance(event, int) and event and not event & (event - 1):
+                    monitoring.register_callback(tool, event, None)
+            monitoring.free_tool_id(tool)
     sys.path[:], sys.meta_path[:], sys.path_hooks[:] = (list(x) for x in pristine.paths)
     sys.path_importer_cache.clear()
     kit = {*modules, "utils", "lrpkit"}

@@ -25,8 +25,10 @@ def _lrpkit_prelude(shell, cache="", cache64="", audit=True):
     pristine.builtins = dict(vars(builtins))
     modules = [sys, threading, _thread]
     monitoring = getattr(sys, "monitoring", None)  # 3.12+
+    pristine.tools = set()  # sys.monitoring's tools in use before any student code
     if monitoring is not None:
         modules.append(monitoring)
+        pristine.tools = {i for i in range(6) if monitoring.get_tool(i) is not None}
     pristine.functions = [  # (module, {name: function, class or None (hooks)})
         (m, {k: v for k, v in vars(m).items() if callable(v) or v is None}) for m in modules
     ]
