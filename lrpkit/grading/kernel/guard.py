@@ -97,15 +97,12 @@ def _lrpkit_guard(shell, sandbox, names, config=None, modules=(), thread_seconds
         reported.update(left)
         frames = sys._current_frames()
 
-        def where(ident, thread):  # its name, and the function it is in
-            frame = frames.get(ident)
-            while (
-                frame is not None
-                and frame.f_back is not None
-                and "threading" in str(frame.f_code.co_filename)
-            ):
-                frame = frame.f_back
+        def where(ident, thread):  # its name, and the innermost function not threading's
             name = getattr(thread, "name", None) or f"thread {ident}"
+            frame = inner = frames.get(ident)
+            while frame is not None and "threading" in frame.f_code.co_filename:
+                frame = frame.f_back
+            frame = frame or inner
             if frame is None:
                 return name
             return f"{name} in {os.path.basename(frame.f_code.co_filename)}: {frame.f_code.co_name}"
