@@ -316,6 +316,14 @@ def _write_standin(paths, course):
         path.chmod(0o444)
 
 
+def isolation(sandboxed=True):
+    """What grades.csv's sandbox column says of a run here: "bubblewrap, seccomp", with the
+    cgroup version where sandboxes get cgroups, or "none (--no-sandbox)"."""
+    if not sandboxed:
+        return "none (--no-sandbox)"
+    return ", ".join(["bubblewrap", "seccomp", *filter(None, [cgroups.support()])])
+
+
 class Grader:
     """Runs submissions, each in a fresh sandbox under ``workdir`` (stand-in weights and
     matplotlib's font cache are made there once and shared)."""
@@ -383,9 +391,7 @@ class Grader:
     def isolation(self):
         """How runs are isolated, as grades.csv records it (a sandboxed run's own Outcome
         says whether it had a cgroup)."""
-        if not self.sandboxed:
-            return "none (--no-sandbox)"
-        return ", ".join(["bubblewrap", "seccomp", *filter(None, [cgroups.support()])])
+        return isolation(self.sandboxed)
 
     @property
     def threads(self):

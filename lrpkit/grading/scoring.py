@@ -45,7 +45,7 @@ class Result:
     verdicts: list = field(default_factory=list)  # [Verdict]
     notes: list = field(default_factory=list)  # problems in the student's own cells
     seconds: float = 0.0
-    sandbox: str = ""  # how the run was isolated: "bubblewrap" or "none (--no-sandbox)"
+    sandbox: str = ""  # how the run was isolated: "bubblewrap, seccomp[, cgroup v1]", "none..."
     config: str = ""  # the hidden configuration's JSON: all a re-grade needs
 
     @classmethod

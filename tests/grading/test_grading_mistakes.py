@@ -15,6 +15,7 @@ from crafting import read_csv, real_course
 
 from lrpkit.grading.course import ALL_EXERCISES, load_course
 from lrpkit.grading.pipeline import grade
+from lrpkit.grading.runner import isolation
 from lrpkit.layout import SOLUTIONS
 
 SECRET = b"the course secret of the mistake tests"
@@ -107,7 +108,7 @@ def graded(tmp_path_factory, castle_file):
 def test_the_correct_submission_gets_full_marks_on_its_hidden_configuration(graded):
     row = read_csv(graded / "out" / "grades.csv")["correct"]
     assert (row["total"], row["status"], row["reason"]) == ("50", "graded", "all checks passed")
-    assert '"size":' in row["config"] and row["sandbox"] == "bubblewrap"
+    assert '"size":' in row["config"] and row["sandbox"] == isolation()
 
 
 @pytest.mark.slow

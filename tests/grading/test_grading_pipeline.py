@@ -25,6 +25,7 @@ from lrpkit.grading import bench
 from lrpkit.grading.course import load_checks, load_course
 from lrpkit.grading.pipeline import grade
 from lrpkit.grading.report import safe_name
+from lrpkit.grading.runner import isolation
 
 # ---------------------------------------------------------------------------
 # one grading run of all crafted submissions (2 workers)
@@ -73,7 +74,7 @@ def test_one_row_per_submission_with_all_columns(graded):
         rows = list(csv.DictReader(f))
     columns = ["student", "ex3", "ex4", "total", "status", "reason", "sandbox", "config"]
     assert list(rows[0]) == columns
-    assert {row["sandbox"] for row in rows if row["status"] != "invalid"} == {"bubblewrap"}
+    assert {row["sandbox"] for row in rows if row["status"] != "invalid"} == {isolation()}
     expected = sorted(
         Path(name).stem if name.endswith(".ipynb") else name for name in graded["subs"]
     )

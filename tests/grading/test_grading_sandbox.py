@@ -34,13 +34,12 @@ from crafting import (
 from lrpkit.grading import cgroups
 from lrpkit.grading.course import load_course
 from lrpkit.grading.pipeline import grade
+from lrpkit.grading.runner import isolation
 from lrpkit.grading.sandbox import GiB, Limits, MiB
 
 MARK = f"lrpkit-adversary-{uuid.uuid4().hex[:8]}"  # in every process an attack leaves behind
 LIMITS = Limits(memory_bytes=GiB, processes=256, file_bytes=128 * MiB, disk_bytes=256 * MiB)
 LEAK = "LEAKED:"  # what an attack raises with when it could read something it must not
-#: what the sandbox column says: bubblewrap, the seccomp filter, and cgroups where there are any
-ISOLATION = ", ".join(["bubblewrap", "seccomp", *filter(None, [cgroups.support()])])
 
 
 class Listener:
@@ -207,7 +206,7 @@ def adversaries(tiny, tmp_path_factory):
 def test_correct_submissions_get_full_marks_beside_the_attacks(adversaries):
     for name in ("correct1", "correct2"):
         row = adversaries["rows"][name]
-        assert (row["total"], row["status"], row["sandbox"]) == ("50", "graded", ISOLATION)
+        assert (row["total"], row["status"], row["sandbox"]) == ("50", "graded", isolation())
 
 
 def test_every_attack_gets_its_row_and_reason(adversaries):
