@@ -17,6 +17,7 @@ import nbformat
 from lrpkit.grading.course import Check, normal
 from lrpkit.grading.hidden import handles
 from lrpkit.layout import CHECK_TAG
+from lrpkit.tripwire import LIBRARY_THREADS
 
 KERNEL = Path(__file__).with_name("kernel")
 # Read once, before any student code runs: a run that changes the files cannot change later
@@ -65,7 +66,7 @@ def guard_cell(sandbox, check, config=None, modules=()):
     config = config.to_json() if config is not None else None
     return GUARD_HEADER + kernel_call(
         GUARD, "_lrpkit_guard", sandbox=str(sandbox), names=names, config=config,
-        modules=list(modules),
+        modules=list(modules), library=[list(pair) for pair in sorted(LIBRARY_THREADS)],
     )  # fmt: skip
 
 

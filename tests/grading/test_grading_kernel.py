@@ -19,6 +19,7 @@ import torch
 
 from lrpkit.grading.kernel.guard import _lrpkit_guard
 from lrpkit.grading.kernel.prelude import _lrpkit_prelude
+from lrpkit.tripwire import LIBRARY_THREADS
 
 IMAGES = ("image/png", "image/jpeg", "image/svg+xml", "application/pdf")
 CHECKS = """\
@@ -196,6 +197,12 @@ def test_guard_waits_for_threads_and_stops_at_one_left_running(kernel, monkeypat
     guard = dict(sandbox=str(kernel.sandbox), names=["checks"], modules=["lrpkit.checks"])
     threading.Thread(target=time.sleep, args=(0.3,), name="short").start()
     _lrpkit_guard(kernel.shell, **guard, thread_seconds=5)  # waits for it to end
+    from tqdm import tqdm
+
+    with tqdm(range(3), file=io.StringIO()):  # tqdm's monitor thread starts and lives on
+        assert tqdm.monitor is not None and tqdm.monitor.is_alive()
+    guard["library"] = [list(pair) for pair in LIBRARY_THREADS]
+    _lrpkit_guard(kernel.shell, **guard, thread_seconds=0.5)  # let be
     stop = threading.Event()
     threading.Thread(target=stop.wait, name="forever", daemon=True).start()
     try:

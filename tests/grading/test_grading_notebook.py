@@ -14,6 +14,7 @@ from lrpkit.grading.notebook import (
     prelude_cell,
 )
 from lrpkit.grading.submissions import NotebookFile, Submission, parse
+from lrpkit.tripwire import LIBRARY_THREADS
 
 
 def test_graded_notebook_drops_student_checks_and_carries_expected_outputs(tiny, tmp_path):
@@ -91,5 +92,6 @@ def test_kernel_cells_carry_the_kernel_modules_and_their_parameters(tiny, tmp_pa
             "names": ["checks", "gradient_x_input"],
             "config": None,
             "modules": ["lrpkit", "lrpkit.checks"],
+            "library": [list(pair) for pair in sorted(LIBRARY_THREADS)],
         },
     }

@@ -8,10 +8,11 @@ prelude's ``sys.modules["_lrpkit_pristine"]``; everything else it imports inside
 """
 
 
-def _lrpkit_guard(shell, sandbox, names, config=None, modules=(), thread_seconds=2.0):
+def _lrpkit_guard(shell, sandbox, names, config=None, modules=(), library=(), thread_seconds=2.0):
     """Restore builtins, streams, import machinery and the functions of sys, threading and
     _thread from the prelude's pristine copies; take every profiler and tracer out; wait a
-    moment for threads the student's code started (none may still run: ThreadLeftRunning);
+    moment for threads the student's code started (none may still run: ThreadLeftRunning;
+    ``library``: [module, class name] of library threads let be, lrpkit.tripwire's);
     import the kit's ``modules`` afresh from the sandbox's copies (utils, lrpkit.checks and
     those the check cell names), and bind the check cell's ``names`` (checks, utils, check
     functions, kit modules) in the shell's namespace to the fresh ones. ``config``: a hidden
@@ -73,13 +74,25 @@ def _lrpkit_guard(shell, sandbox, names, config=None, modules=(), thread_seconds
     class ThreadLeftRunning(RuntimeError):
         """A thread the student's code started still runs: the check cannot watch it."""
 
+    installation = tuple(
+        os.path.realpath(p) + os.sep for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)
+    )
+    library = {tuple(pair) for pair in library}
+
+    def lets_be(thread):  # a library thread (its class and its run in the installation's files)
+        cls = type(thread)
+        run = getattr(getattr(cls, "run", None), "__code__", None)
+        return (cls.__module__, cls.__name__) in library and os.path.realpath(
+            getattr(run, "co_filename", "")
+        ).startswith(installation)
+
     def theirs():
         """{ident: Thread or None} of the threads running but the kernel's own (recorded by
-        the prelude), this one and the library threads the tripwire knows."""
+        the prelude), this one and the library threads let be."""
         found = {}
         for ident in set(sys._current_frames()) - pristine.threads - {threading.get_ident()}:
             thread = threading._active.get(ident)
-            if tripwire is None or not tripwire.library_thread(thread):
+            if not lets_be(thread):
                 found[ident] = thread
         return found
 
