@@ -14,14 +14,14 @@ sandbox's cgroups, its seccomp filter); the other end carries the launch message
 {"cmd": ["python", "-m", MODULE, ...], "cwd", "env", "fds": [target descriptor or None, ...]}
 with as many descriptors (None: only held, by the keeper, until the child ends). For pytest
 the grader sends it (``spawn``); for a kernel, pytest's plugin does, on a socket the grader
-passes it in ENV, instead of starting ``python -m ipykernel_launcher``. A child of the zygote
-(the keeper) joins the sandbox's cgroups, then forks the child into the sandbox's namespaces
-(network, IPC, UTS, cgroup, PID, mount, all at once); the child drops to the sandbox's uid,
-its rlimits, no capabilities and no_new_privs, loads the seccomp filter, then runs the
-module as ``python -m`` would. The child says {"pid"} (as the
-sender sees it); the keeper says {"exit": status} when it ends, kills it when the sender goes
-away and, unconfined, every process it left behind (a child subreaper); {"error"} means the
-sender should start the process itself. A sandbox dies as before, all of it, with its init.
+passes it in ENV, instead of starting ``python -m ipykernel_launcher``. A child of the
+zygote (the keeper) joins the sandbox's cgroups, then forks the child into the sandbox's
+namespaces (network, IPC, UTS, cgroup, PID, mount, all at once); the child drops to the
+sandbox's uid, its rlimits, no capabilities and no_new_privs, loads the seccomp filter, then
+runs the module as ``python -m`` would. The child says {"pid"} (as the sender sees it); the
+keeper says {"exit": status} when it ends, kills it when the sender goes away and,
+unconfined, every process it left behind (a child subreaper); {"error"} means the sender
+should start the process itself. A sandbox dies as before, all of it, with its init.
 """
 
 import json

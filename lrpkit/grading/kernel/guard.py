@@ -9,16 +9,17 @@ prelude's ``sys.modules["_lrpkit_pristine"]``; everything else it imports inside
 
 
 def _lrpkit_guard(shell, sandbox, names, config=None, modules=(), library=(), thread_seconds=2.0):
-    """Restore builtins, streams, import machinery and the functions of sys, threading and
-    _thread from the prelude's pristine copies; take every profiler and tracer out; wait a
-    moment for threads the student's code started (none may still run: ThreadLeftRunning;
-    ``library``: [module, class name] of library threads let be, lrpkit.tripwire's);
-    import the kit's ``modules`` afresh from the sandbox's copies (utils, lrpkit.checks and
-    those the check cell names), and bind the check cell's ``names`` (checks, utils, check
-    functions, kit modules) in the shell's namespace to the fresh ones. ``config``: a hidden
-    configuration's JSON; the fresh checks then observe on it and print the observation for
-    the grader to judge, instead of judging themselves. Everything it uses is defined or
-    imported inside it: a thread left running could change the cell's namespace."""
+    """Restore builtins, streams, import machinery and the functions of sys, threading,
+    _thread, importlib, os and time from the prelude's pristine copies; take every profiler
+    and tracer out; wait a moment for threads the student's code started (none may still
+    run: ThreadLeftRunning; ``library``: [module, class name] of library threads let be,
+    lrpkit.tripwire's); import the kit's ``modules`` afresh from the sandbox's copies
+    (utils, lrpkit.checks and those the check cell names), and bind the check cell's
+    ``names`` (checks, utils, check functions, kit modules) in the shell's namespace to the
+    fresh ones. ``config``: a hidden configuration's JSON; the fresh checks then observe on
+    it and print the observation for the grader to judge, instead of judging themselves.
+    Everything it uses is defined or imported inside it: a thread left running could change
+    the cell's namespace."""
     import sys
 
     pristine = sys.modules["_lrpkit_pristine"]

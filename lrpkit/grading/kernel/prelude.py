@@ -7,12 +7,13 @@ in the student's namespace for that moment. Everything it needs is imported insi
 
 
 def _lrpkit_prelude(shell, cache="", cache64="", audit=True):
-    """Store pristine builtins, streams, import machinery, the functions of sys, threading
-    and _thread and the kernel's own threads in ``sys.modules["_lrpkit_pristine"]``, cut the
-    kernel off the instructor's editable install, refuse audit hooks from here on (``audit``:
-    code in a hook runs unseen by profilers, lrpkit.tripwire), and hand the stand-in weights
-    from the grader's shared copy at ``cache`` (when given) to utils, and their float64 copy at
-    ``cache64`` to the checks (through the guard)."""
+    """Store pristine builtins, streams, import machinery, the functions of sys, threading,
+    _thread (and importlib, os, time, which the guard uses) and the kernel's own threads in
+    ``sys.modules["_lrpkit_pristine"]``, cut the kernel off the instructor's editable
+    install, refuse audit hooks from here on (``audit``: code in a hook runs unseen by
+    profilers, lrpkit.tripwire), and hand the stand-in weights from the grader's shared copy
+    at ``cache`` (when given) to utils, and their float64 copy at ``cache64`` to the checks
+    (through the guard)."""
     import _thread
     import builtins
     import sys
@@ -23,7 +24,11 @@ def _lrpkit_prelude(shell, cache="", cache64="", audit=True):
     pristine.shell = shell
     pristine.builtins_module = builtins
     pristine.builtins = dict(vars(builtins))
-    modules = [sys, threading, _thread]
+    import importlib
+    import os
+    import time
+
+    modules = [sys, threading, _thread, importlib, os, time]  # what the guard relies on
     monitoring = getattr(sys, "monitoring", None)  # 3.12+
     pristine.tools = set()  # sys.monitoring's tools in use before any student code
     if monitoring is not None:
