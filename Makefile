@@ -24,10 +24,12 @@ browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 		($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends chromium chromium-driver)
 
-# Debian's bubblewrap: the sandbox every submission runs in (lrpkit/grading/sandbox.py).
+# Debian's bubblewrap and libseccomp: the sandbox every submission runs in, under a seccomp
+# filter (lrpkit/grading/sandbox.py, seccomp.py).
 sandbox:
-	@command -v bwrap >/dev/null || \
-		($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends bubblewrap)
+	@command -v bwrap >/dev/null && /sbin/ldconfig -p | grep -q 'libseccomp\.so\.2' || \
+		($(SUDO) apt-get update -q && \
+		$(SUDO) apt-get install -y -q --no-install-recommends bubblewrap libseccomp2)
 
 demo: setup castle
 	$(PY) -m lrpkit.demo --out figures/castle.png

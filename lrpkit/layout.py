@@ -22,6 +22,7 @@ STUDENT_CODE = (
     "lrpkit/sheet.py",
     "lrpkit/config.py",
     "lrpkit/observe.py",
+    "lrpkit/tripwire.py",
     "lrpkit/judge.py",
     "lrpkit/judge_lrp.py",
     "lrpkit/checks.py",

@@ -11,7 +11,6 @@ expected results.
 import contextlib
 import io
 import os
-import sys
 import warnings
 
 import numpy
@@ -20,6 +19,7 @@ import torch
 import utils
 from lrpkit import config as cfg
 from lrpkit import sheet
+from lrpkit.tripwire import watch
 
 #: a result with more values than this is described (type, shape, dtype), not stored.
 MAX_VALUES = 3 * 64 * 64
@@ -56,42 +56,39 @@ ANSWERING = ("explorer.py", "judge.py", "judge_lrp.py", "faithfulness_checks.py"
 
 
 def _answering_code():
-    """(folder of the kit's files, code objects of this module that compute an answer)."""
-    return os.path.dirname(os.path.realpath(__file__)), {relevance.__code__, lrp_model.__code__}
+    """(folder of the kit's files, (name, first line) of this module's functions that compute
+    an answer): a copy of them from an earlier import of this file is the same code."""
+    codes = (relevance.__code__, lrp_model.__code__)
+    return os.path.dirname(os.path.realpath(__file__)), {
+        (c.co_name, c.co_firstlineno) for c in codes
+    }
 
 
 @contextlib.contextmanager
 def tripwire(obs, key):
-    """Record in obs[key.kit] the first call of the code under test into the kit's own
-    answering code (ANSWERING, relevance, lrp_model) while the block runs."""
+    """Record in obs[key.kit] the first thing the code under test must not do while the
+    block runs (lrpkit.tripwire.watch): call the kit's own answering code (ANSWERING,
+    relevance, lrp_model) from any thread, switch the check's profiler off, leave a thread
+    running, run its own code in another thread."""
     folder, codes = _answering_code()
-    seen = []
-    files = {}
+    own, files = os.path.basename(__file__), {}
 
-    def profile(frame, event, arg):
-        if event != "call" or seen:
-            return
-        code = frame.f_code
+    def answering(code):
         name = code.co_filename
-        if name not in files:
-            files[name] = (
-                os.path.dirname(os.path.realpath(name)) == folder
-                and os.path.basename(name) in ANSWERING
-            )
-        if code in codes or files[name]:
-            seen.append(f"{os.path.basename(name)}: {code.co_name}")
+        kind = files.get(name)
+        if kind is None:  # 2: a file of answering code, 1: this one, 0: others
+            base = os.path.basename(name)
+            kit = os.path.dirname(os.path.realpath(name)) == folder
+            kind = files[name] = 2 if kit and base in ANSWERING else int(kit and base == own)
+        return kind == 2 or kind == 1 and (code.co_name, code.co_firstlineno) in codes
 
-    before = sys.getprofile()
-    sys.setprofile(profile)
+    seen = []
     try:
-        yield
+        with watch(answering) as seen:
+            yield
     finally:
-        mine = sys.getprofile() is profile
-        sys.setprofile(before)
         if seen:
             obs[key + ".kit"] = seen[0]
-        elif not mine:
-            obs[key + ".kit"] = "profiler (the check's own; the code under test replaced it)"
 
 
 def run(obs, key, fn, *args, student=True):

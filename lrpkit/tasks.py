@@ -147,10 +147,10 @@ def castle():
         print(f"copied {SHARED_CASTLE} to {dest}")
 
 
-def apt(commands, packages):
-    """True when the commands are there, else Debian's packages installed with apt-get; False
-    where there is no apt-get (not Debian, not Linux)."""
-    if all(shutil.which(name) for name in commands):
+def apt(commands, packages, have=True):
+    """True when the commands are there (and ``have``), else Debian's packages installed with
+    apt-get; False where there is no apt-get (not Debian, not Linux)."""
+    if have and all(shutil.which(name) for name in commands):
         return True
     if not sys.platform.startswith("linux") or not shutil.which("apt-get"):
         return False
@@ -230,9 +230,12 @@ def lock(venv):
 
 
 def sandbox():
-    """Debian's bubblewrap (what `make sandbox` installs), which grading runs every submission
-    in; False where it cannot be had (not Linux, no apt-get)."""
-    return apt(("bwrap",), ("bubblewrap",))
+    """Debian's bubblewrap and libseccomp (what `make sandbox` installs): grading runs every
+    submission in bubblewrap under a seccomp filter; False where they cannot be had (not
+    Linux, no apt-get)."""
+    from ctypes.util import find_library
+
+    return apt(("bwrap",), ("bubblewrap", "libseccomp2"), have=bool(find_library("seccomp")))
 
 
 def main(argv=None):

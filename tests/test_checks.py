@@ -41,7 +41,7 @@ from lrpkit.references import FILES
 FRESH_TOL = 1e-7
 PUBLIC = cfg.Config.public()
 #: the modules students get with the checks; none may hold or import a solution
-SHIPPED = ("checks", "config", "observe", "judge", "judge_lrp")
+SHIPPED = ("checks", "config", "observe", "tripwire", "judge", "judge_lrp")
 
 
 def rel(a, b):

@@ -1,7 +1,8 @@
 """The grading sandbox (lrpkit.grading.sandbox) with the real bubblewrap: isolation and limits.
 
 Each test runs a small Python program inside a sandbox and checks, from outside, what it
-could reach and how it was stopped. ``make test`` installs bubblewrap (``make sandbox``).
+could reach and how it was stopped: the seccomp filter, the cgroup's memory limit (memfds
+included) or the watchdog. ``make test`` installs bubblewrap and libseccomp (``make sandbox``).
 """
 
 import json
@@ -17,13 +18,17 @@ from pathlib import Path
 
 import psutil
 import pytest
+import seccomp_probe
 
+from lrpkit.grading import cgroups
 from lrpkit.grading import sandbox as sb
 from lrpkit.grading.sandbox import GiB, LimitHit, Limits, MiB, Sandbox
 
 ROOT = Path(sb.__file__).resolve().parents[2]
 # Root graders drop to a fresh uid; uid=0 takes the user-namespace way non-root graders take.
 WAYS = ["dropped-uid", "user-namespace"] if os.geteuid() == 0 else ["user-namespace"]
+# Where the grader may make cgroups, memory is the kernel's to stop; else the watchdog's.
+STOPPERS = ["cgroup", "watchdog"] if cgroups.support() else ["watchdog"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -98,6 +103,7 @@ def test_limits_parse_command_line_strings():
 
 def test_limit_hits_read_as_the_scorer_writes_them():
     assert LimitHit("memory", 4 * GiB).text == "memory limit 4 GiB exceeded"
+    assert LimitHit("memory", GiB, "cgroup").text == "memory limit 1 GiB exceeded (cgroup)"
     assert str(LimitHit("processes", 512)) == "process limit 512 exceeded"
     assert LimitHit("cpu", 1800).text == "CPU time limit 1800 s exceeded"
     assert LimitHit("file", 512 * MiB).text == "file size limit 512 MiB exceeded"
@@ -281,7 +287,8 @@ sandbox.Sandbox({str(box)!r}).run([sys.executable, "-c", code, {marker!r}])
 
 
 @pytest.mark.slow
-def test_a_memory_hog_is_killed_for_memory(box):
+@pytest.mark.parametrize("stopper", STOPPERS)
+def test_a_memory_hog_is_killed_for_memory(box, stopper):
     code = """
 import time
 chunks = []
@@ -292,10 +299,42 @@ except MemoryError:  # RLIMIT_DATA (limit + 1 GiB), should the watchdog be slow 
     pass
 time.sleep(30)  # a kernel lives on after the cell
 """
-    outcome, _ = run(Sandbox(box, limits=Limits(memory_bytes=512 * MiB)), code)
-    assert outcome.limit == LimitHit("memory", 512 * MiB)
-    assert outcome.reason == "memory limit 512 MiB exceeded"
-    assert 512 * MiB < outcome.peak_memory < 2 * GiB
+    limits = Limits(memory_bytes=512 * MiB)
+    outcome, _ = run(Sandbox(box, limits=limits, cgroup=stopper == "cgroup"), code)
+    assert outcome.limit == LimitHit("memory", 512 * MiB, stopper)
+    assert outcome.reason == f"memory limit 512 MiB exceeded ({stopper})"
+    assert 480 * MiB < outcome.peak_memory < 2 * GiB
+    assert outcome.isolation.endswith("cgroup v1" if stopper == "cgroup" else "seccomp")
+
+
+def sandbox_cgroups():
+    """The sandbox cgroups that exist now (those of this process's parents)."""
+    found = cgroups.parents()
+    folders = dict.fromkeys(found[1].values()) if found else []
+    return [p for f in folders for p in f.iterdir() if p.name.startswith(cgroups.PREFIX)]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not cgroups.support(), reason="the grader may make no cgroups here")
+def test_memory_in_memfds_is_counted_by_the_cgroup_and_the_cgroup_removed(box):
+    """2.5 GiB in forty memfds, mapped nowhere (in no process's resident set, so the watchdog
+    sees ~0), under a 1 GiB limit: the kernel stops it at the limit."""
+    code = """
+import time
+fds, block = [], b"m" * (1 << 20)
+for i in range(40):
+    fd = os.memfd_create(f"hog{i}")
+    for _ in range(64):
+        os.write(fd, block)
+    fds.append(fd)
+print(json.dumps("survived"), flush=True)
+time.sleep(30)
+"""
+    before = set(sandbox_cgroups())
+    outcome, seen = run(Sandbox(box, limits=Limits(memory_bytes=GiB)), code, timeout=60)
+    assert seen is None and outcome.reason == "memory limit 1 GiB exceeded (cgroup)"
+    assert outcome.seconds < 30
+    assert set(sandbox_cgroups()) <= before, "the sandbox's cgroup was not removed"
 
 
 @pytest.mark.slow
@@ -310,7 +349,8 @@ while True:  # every child forks too: thousands within a second, unless stopped
         time.sleep(0.001)
 """
     outcome, _ = run(Sandbox(box, limits=Limits(processes=128)), code, marker, timeout=60)
-    assert outcome.limit == LimitHit("processes", 128)
+    assert (outcome.limit.kind, outcome.limit.value) == ("processes", 128)
+    assert outcome.limit.by in STOPPERS  # RLIMIT_NPROC, pids.max: whichever the bomb meets
     assert survivors(marker) == []
 
 
@@ -394,6 +434,44 @@ print(json.dumps(sorted(os.listdir("/proc/self/fd"))))
     assert received == [b"record\n"]
     fds = json.loads(outcome.output.decode().strip().splitlines()[-1])
     assert fds == sorted(["0", "1", "2", "3", str(write)])  # 3: listdir's own
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("way", WAYS)
+def test_the_seccomp_filter_refuses_each_call_and_nothing_else(box, way):
+    """Each refused call answers EPERM (clone3: ENOSYS) under the filter; the same program
+    without it gets other answers (the calls are real, and harmless), and Python runs."""
+    uid = 0 if way == "user-namespace" else None
+    answers = {}
+    for filtered in (True, False):
+        sandbox = Sandbox(box, uid=uid, seccomp=filtered)
+        outcome = sandbox.run([sys.executable, "-c", seccomp_probe.source()], timeout=60)
+        assert outcome.returncode == 0, outcome.output
+        answers[filtered] = seccomp_probe.read(outcome.output.decode())
+    assert answers[True] == seccomp_probe.expected()
+    unfiltered = {k for k, v in answers[False].items() if v != answers[True][k]}
+    for call in ("unshare", "setns", "ptrace", "keyctl", "bpf", "clone3", "clone 0x10000000"):
+        assert call in unfiltered, (call, answers[False][call])
+    assert answers[False]["unshare"] == "ok"  # a user namespace, but for the filter
+
+
+def test_the_filter_goes_to_bwrap_and_to_forked_processes(box):
+    import base64
+
+    from lrpkit.grading import seccomp
+
+    fds = []
+    cmd = Sandbox(box).command(["true"], fds=fds)
+    assert cmd[cmd.index("--seccomp") + 1] in map(str, fds)
+    assert os.read(int(cmd[cmd.index("--seccomp") + 1]), 1 << 16) == seccomp.program()
+    for fd in fds:
+        os.close(fd)
+    assert "--seccomp" not in Sandbox(box, seccomp=False).command(["true"], fds=[])
+    watch = Sandbox(box).start([sys.executable, "-c", "pass"])
+    confine = watch.confinement()
+    watch.wait()
+    assert base64.b64decode(confine["seccomp"]) == seccomp.program()
+    assert confine["rlimits"] == Limits().rlimits()
 
 
 def test_the_python_installation_is_bound_over_the_private_tmp(box):

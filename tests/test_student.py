@@ -309,7 +309,7 @@ def test_bundle_holds_what_students_need_and_nothing_else(bundle):
     files.remove(student.MARK)
     allowed = re.compile(
         r"(README\.md|utils\.py|environment\.yml|requirements\.txt|pyproject\.toml"
-        r"|lrpkit/(__init__|sheet|config|observe|judge|judge_lrp|checks|explorer"
+        r"|lrpkit/(__init__|sheet|config|observe|tripwire|judge|judge_lrp|checks|explorer"
         r"|faithfulness_checks)\.py|data/reference/.*|ex[345]_\w+\.ipynb)"
     )
     assert [f for f in files if not allowed.fullmatch(f)] == []

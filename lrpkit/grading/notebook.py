@@ -2,9 +2,10 @@
 
 nbval runs it: the grader's prelude first (kernel/prelude.py), then the student's code cells
 (their check cells dropped, their outputs ignored; an unchanged copy of a given display-only
-cell skipped), then for every graded check a guard cell (kernel/guard.py: restores builtins
-and streams, re-imports utils and lrpkit.checks from the sandbox copy) and the instructor's
-check cell carrying its stored expected output. ``roles`` says what each cell is.
+cell skipped), then for every graded check a guard cell (kernel/guard.py: restores builtins,
+streams, sys and threading, stops at threads left running, re-imports the kit's modules
+from the sandbox copy) and the instructor's check cell carrying its stored expected output.
+``roles`` says what each cell is.
 """
 
 import ast
@@ -16,6 +17,7 @@ import nbformat
 from lrpkit.grading.course import Check, normal
 from lrpkit.grading.hidden import handles
 from lrpkit.layout import CHECK_TAG
+from lrpkit.tripwire import LIBRARY_THREADS
 
 KERNEL = Path(__file__).with_name("kernel")
 # Read once, before any student code runs: a run that changes the files cannot change later
@@ -24,8 +26,8 @@ PRELUDE = (KERNEL / "prelude.py").read_text(encoding="utf-8")
 GUARD = (KERNEL / "guard.py").read_text(encoding="utf-8")
 PRELUDE_HEADER = "# The grader's setup (not student code): pristine references for the guards.\n"
 GUARD_HEADER = (
-    "# The grader's guard (not student code): undo patches made above, then import utils and\n"
-    "# lrpkit.checks afresh from this sandbox's copies, so the check below is the instructor's.\n"
+    "# The grader's guard (not student code): undo patches made above, then import the kit\n"
+    "# afresh from this sandbox's copies, so the check below is the instructor's.\n"
 )
 IGNORE_OUTPUT = "nbval-ignore-output"
 
@@ -59,12 +61,20 @@ def prelude_cell(cache=None, cache64=None):
     return PRELUDE_HEADER + kernel_call(PRELUDE, "_lrpkit_prelude", **paths)
 
 
-def guard_cell(sandbox, check, config=None):
+def guard_cell(sandbox, check, config=None, modules=()):
     names = check_names(check.source)
     config = config.to_json() if config is not None else None
     return GUARD_HEADER + kernel_call(
-        GUARD, "_lrpkit_guard", sandbox=str(sandbox), names=names, config=config
-    )
+        GUARD, "_lrpkit_guard", sandbox=str(sandbox), names=names, config=config,
+        modules=list(modules), library=[list(pair) for pair in sorted(LIBRARY_THREADS)],
+    )  # fmt: skip
+
+
+def kit_modules(files):
+    """The module names of a course's Python files (sandbox-relative paths): utils,
+    lrpkit, lrpkit.checks..., for the guard to import afresh."""
+    names = (n[:-3].replace("/", ".").removesuffix(".__init__") for n in files if n.endswith(".py"))
+    return sorted(names)
 
 
 def check_names(source):
@@ -86,9 +96,12 @@ def _check_cell(check, number, hidden=False):
     return cell
 
 
-def graded_notebook(sub, checks, sandbox, cache=None, skip=frozenset(), config=None, cache64=None):
+def graded_notebook(
+    sub, checks, sandbox, cache=None, skip=frozenset(), config=None, cache64=None, modules=()
+):
     """The notebook nbval runs for a parsed submission, and the role of each code cell.
-    ``cache``, ``cache64``: the stand-in weights and their float64 copy (runner)."""
+    ``cache``, ``cache64``: the stand-in weights and their float64 copy (runner);
+    ``modules``: the kit's modules in the sandbox (``kit_modules``)."""
     new = nbformat.v4.new_code_cell
     ignore = {"tags": [IGNORE_OUTPUT]}
     cells = [new(prelude_cell(cache, cache64), metadata=ignore)]
@@ -100,7 +113,7 @@ def graded_notebook(sub, checks, sandbox, cache=None, skip=frozenset(), config=N
         cells.append(new(cell.source, metadata={"tags": [IGNORE_OUTPUT, *keep]}))
         roles.append(Role("student", label=cell.label))
     for number, check in enumerate(checks, 1):
-        cells.append(new(guard_cell(sandbox, check, config), metadata=ignore))
+        cells.append(new(guard_cell(sandbox, check, config, modules), metadata=ignore))
         roles.append(Role("guard", check=check))
         cells.append(_check_cell(check, number, config is not None and handles(check.source)))
         roles.append(Role("check", check=check))

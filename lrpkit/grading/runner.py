@@ -22,8 +22,9 @@ from pathlib import Path
 import nbformat
 
 from lrpkit.grading.files import Refused, read_file, read_tail, remove_tree
+from lrpkit.grading import cgroups
 from lrpkit.grading.forked import Forked
-from lrpkit.grading.notebook import graded_notebook
+from lrpkit.grading.notebook import graded_notebook, kit_modules
 from lrpkit.grading.sandbox import LimitHit, Limits, Sandbox, Watchdog, probe
 from lrpkit.grading.zygote import ENV as KERNEL_FD
 from lrpkit.grading.zygote import KERNEL, KERNEL_RUN, PRELOAD, PYTEST, PYTEST_RUN, Zygote
@@ -58,7 +59,7 @@ class Run:
     log: str = ""  # the end of pytest's output
     started: float = 0.0  # wall-clock times, to find runs that overlapped a change
     ended: float = 0.0
-    sandbox: str = ""  # how it was isolated, recorded with its grade
+    sandbox: str = ""  # how it was isolated, recorded with its grade ("bubblewrap, seccomp...")
     limits: Limits | None = None  # the sandbox's limits (None: unconfined)
     config: object = None  # the hidden configuration it was graded on (lrpkit.config.Config)
 
@@ -305,6 +306,14 @@ def _write_standin(paths, course):
         path.chmod(0o444)
 
 
+def isolation(sandboxed=True):
+    """What grades.csv's sandbox column says of a run here: "bubblewrap, seccomp", with the
+    cgroup version where sandboxes get cgroups, or "none (--no-sandbox)"."""
+    if not sandboxed:
+        return "none (--no-sandbox)"
+    return ", ".join(["bubblewrap", "seccomp", *filter(None, [cgroups.support()])])
+
+
 class Grader:
     """Runs submissions, each in a fresh sandbox under ``workdir`` (stand-in weights and
     matplotlib's font cache are made there once and shared)."""
@@ -370,8 +379,9 @@ class Grader:
 
     @property
     def isolation(self):
-        """How runs are isolated, as grades.csv records it."""
-        return "bubblewrap" if self.sandboxed else "none (--no-sandbox)"
+        """How runs are isolated, as grades.csv records it (a sandboxed run's own Outcome
+        says whether it had a cgroup)."""
+        return isolation(self.sandboxed)
 
     @property
     def threads(self):
@@ -425,8 +435,9 @@ class Grader:
         config = self.hidden.config(sub.student) if self.hidden is not None else None
         checks = [check for check in course.checks if check.exercise not in lost]
         graded = graded_notebook(
-            sub, checks, folders.sandbox, self.cache, course.skip, config, self.cache64
-        )
+            sub, checks, folders.sandbox, self.cache, course.skip, config, self.cache64,
+            kit_modules(course.files),
+        )  # fmt: skip
         nbformat.write(graded.notebook, str(folders.notebook))
         written = {
             folders.notebook: folders.notebook.read_bytes(),
@@ -437,7 +448,7 @@ class Grader:
         started, wall_started = time.monotonic(), time.time()
         proc = self._start(folders, token, pipe)
         pipe.start_reading()
-        timed_out, limit = self._wait(proc, token)
+        timed_out, limit, isolation = self._wait(proc, token)
         records = pipe.records()
         seconds = time.monotonic() - started
         log = self._log(folders)
@@ -455,7 +466,7 @@ class Grader:
             log,
             wall_started,
             time.time(),
-            self.isolation,
+            isolation,
             self.limits if self.sandboxed else None,
             config,
         )
@@ -496,7 +507,7 @@ class Grader:
                     argv, cwd=folders.control, output=folders.log, pass_fds=fds, zygote=forks
                 )
                 if ours is not None and proc.pidfd is not None and box.uid is not None:
-                    self.zygote.serve(ours, proc.pidfd, box.uid, self.limits.rlimits())
+                    self.zygote.serve(ours, proc.pidfd, proc.confinement())
                 return proc
             with open(folders.log, "wb") as log:
                 proc = None
@@ -539,14 +550,15 @@ class Grader:
 
     def _wait(self, proc, token):
         """Wait for pytest up to the per-submission limit, then kill everything the run
-        started; returns (whether the time limit was reached, the sandbox limit hit)."""
+        started; returns (whether the time limit was reached, the sandbox limit hit, how the
+        run was isolated)."""
         if isinstance(proc, Watchdog):
             outcome = proc.wait(timeout=self.timeout)
             kill_token(token)
             hit = outcome.limit
             if hit is not None and hit.kind == "wall":
-                return True, None
-            return False, hit
+                return True, None, outcome.isolation
+            return False, hit, outcome.isolation
         timed_out = False
         try:
             proc.wait(timeout=self.timeout)
@@ -561,7 +573,7 @@ class Grader:
             proc.wait()
             if isinstance(proc, Forked):
                 proc.close()
-        return timed_out, None
+        return timed_out, None, self.isolation
 
     def sandbox_changes(self, sandbox):
         """Kit files in the sandbox that differ from the originals after a run."""

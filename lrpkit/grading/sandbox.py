@@ -5,12 +5,18 @@ its own PID namespace (all of it dies when argv exits, on a breach and with the 
 system and the Python installation (venv, base interpreter: nothing else of the repository)
 read-only, private /tmp and /dev/shm, ``writable`` the only writable host folder and nothing
 else of the machine visible (the grader's home, the repository, other submissions), as an
-unprivileged user without capabilities.
+unprivileged user without capabilities, under a seccomp filter (lrpkit.grading.seccomp: no
+new namespaces, no mount, ptrace, bpf, keyrings, kernel modules...; ``--disable-userns`` too
+where bwrap makes a user namespace).
 
-Limits, without cgroups: ``prlimit`` sets ``Limits.rlimits()``: RLIMIT_FSIZE, RLIMIT_CPU,
+Limits: where the grader may make cgroups (lrpkit.grading.cgroups), each sandbox gets its
+own, with the memory limit (memfds, tmpfs and page cache included) and the process limit;
+the kernel enforces them, and the watchdog names them ("memory limit 4 GiB exceeded
+(cgroup)"). Besides: ``prlimit`` sets ``Limits.rlimits()``: RLIMIT_FSIZE, RLIMIT_CPU,
 RLIMIT_NPROC and RLIMIT_DATA (memory + 1 GiB per process; torch maps ~3 GiB it never
 touches, so not RLIMIT_AS) right before argv; a watchdog polls every 50 ms (memory summed
-over the processes in the sandbox's own /proc, processes and threads, wall time, bytes,
+over the processes in the sandbox's own /proc where there is no cgroup, the cgroup's OOM
+kills and refused forks where there is one, processes and threads, wall time, bytes,
 files and the largest file in ``writable``, /tmp and /dev/shm; CPU time every 250 ms), kills
 the sandbox on a breach and names the limit (``LimitHit``: "memory limit 4 GiB exceeded").
 Output beyond ``output_bytes`` is dropped.
@@ -19,11 +25,13 @@ Output beyond ``output_bytes`` is dropped.
 sandbox instead, once it is complete; bwrap then runs only a waiter that ends with argv.
 """
 
+import base64
 import functools
 import json
 import os
 import secrets
 import select
+import shlex
 import shutil
 import signal
 import subprocess
@@ -33,6 +41,8 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+from lrpkit.grading import cgroups, seccomp
 
 GiB, MiB, KiB = 1 << 30, 1 << 20, 1 << 10
 UID = 1000  # the sandbox's uid (and gid) inside its user namespace
@@ -175,10 +185,12 @@ _LABELS.update(wall="wall time", cell="cell time")
 @dataclass(frozen=True)
 class LimitHit:
     """A limit a sandbox ran into: ``LimitHit("memory", 4 * GiB).text`` is
-    'memory limit 4 GiB exceeded'."""
+    'memory limit 4 GiB exceeded'; ``by`` names what stopped it ("cgroup", "watchdog") where
+    two could: 'memory limit 4 GiB exceeded (cgroup)'."""
 
     kind: str  # a key of Limits.KEYS
     value: float
+    by: str = ""
 
     @property
     def limit(self):
@@ -188,7 +200,8 @@ class LimitHit:
 
     @property
     def text(self):
-        return f"{_LABELS[self.kind]} limit {self.limit} exceeded"
+        by = f" ({self.by})" if self.by else ""
+        return f"{_LABELS[self.kind]} limit {self.limit} exceeded{by}"
 
     __str__ = text.fget
 
@@ -247,7 +260,12 @@ class Sandbox:
       ``uid=0`` takes the user-namespace way instead (processes then limited by the watchdog).
     """
 
-    def __init__(self, writable, readonly=(), limits=None, env=None, hidden=(), uid=None):
+    def __init__(
+        self, writable, readonly=(), limits=None, env=None, hidden=(), uid=None, cgroup=True,
+        seccomp=True,
+    ):  # fmt: skip
+        """``cgroup``: give it a cgroup of its own where the grader may make one; ``seccomp``:
+        run it under the seccomp filter (False: for tests that show what the filter does)."""
         self.writable = Path(writable).resolve()
         if not isinstance(readonly, dict):
             readonly = {path: path for path in readonly}
@@ -258,6 +276,7 @@ class Sandbox:
         self.uid = None
         if os.geteuid() == 0 and uid != 0:
             self.uid = uid if uid is not None else FIRST_UID + secrets.randbelow(FIRST_UID)
+        self.cgroup, self.seccomp = cgroup, seccomp
 
     def _bind(self, args, option, source, dest, bound, made):
         """Bind source on dest (default: the same path); first make dest's parents that do not
@@ -275,12 +294,14 @@ class Sandbox:
 
     def command(self, argv, cwd=None, fds=None):
         """bwrap, the limits and argv, as one command line (``start`` runs and watches it).
-        With a list ``fds``: also a private /etc/passwd and /etc/group, through descriptors
-        appended to fds (pass them to the process, then close them)."""
+        With a list ``fds``: also the seccomp filter and a private /etc/passwd and /etc/group,
+        through descriptors appended to fds (pass them to the process, then close them)."""
         uid = UID if self.uid is None else self.uid
         args = [shutil.which("bwrap") or "bwrap", "--unshare-pid", "--unshare-net"]
         args += ["--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"]
         args += ["--die-with-parent", "--new-session"]
+        if fds is not None and self.seccomp:  # on what bwrap runs, after its own set-up
+            args += ["--seccomp", seccomp.pipe(fds)]
         if self.uid is None:
             args += ["--unshare-user", "--uid", str(UID), "--gid", str(UID)]
             args += ["--disable-userns", "--cap-drop", "ALL"]
@@ -350,8 +371,9 @@ class Outcome:
     output: bytes  # its output, when not written to a file
     output_total: int  # bytes of output it produced, kept or not
     output_capped: LimitHit | None  # set when output beyond the limit was dropped
-    peak_memory: int  # bytes, as the watchdog saw it
+    peak_memory: int  # bytes, as the cgroup (else the watchdog) saw it
     peak_tasks: int
+    isolation: str = "bubblewrap, seccomp"  # and the cgroup version, where it had one
 
     @property
     def reason(self):
@@ -454,9 +476,15 @@ class Watchdog:
         hold_r, hold_w = os.pipe() if zygote is not None else (None, None)
         ready_r, ready_w = os.pipe() if zygote is not None else (None, None)
         fds = [info_w]
+        self.cgroups = None  # lrpkit.grading.cgroups.Cgroups: its own, where there are any
         try:
             cmd = sandbox.command(argv if zygote is None else WAITER, cwd, fds)
             cmd[1:1] = ["--info-fd", str(info_w)]
+            if sandbox.cgroup:
+                self.cgroups = cgroups.Cgroups.make(self.limits.memory_bytes, self.limits.processes)
+            if self.cgroups is not None:  # bwrap joins them first: all it starts is in them
+                join = "".join(f"echo 0 > {shlex.quote(p)} && " for p in self.cgroups.procs)
+                cmd = ["/bin/sh", "-c", join + 'exec "$@"', "sh", *cmd]
             if sandbox.uid is not None:
                 _hand_over(sandbox.writable, sandbox.uid)
             self.started = time.monotonic()
@@ -473,6 +501,8 @@ class Watchdog:
             for fd in (info_r, out_r, out_w, hold_w, ready_r):
                 if fd is not None:
                     os.close(fd)
+            if self.cgroups is not None:
+                self.cgroups.remove()
             raise SandboxUnavailable(f"bwrap did not start ({error}). {REMEDY}") from error
         finally:
             for fd in (*fds, hold_r, ready_w):
@@ -504,6 +534,8 @@ class Watchdog:
             self.stdout.close()
             if self.pidfd is not None:
                 os.close(self.pidfd)
+            if self.cgroups is not None:
+                self.cgroups.remove()
             raise ForkRefused("the zygote did not fork it")
         self.root = Path(f"/proc/{self.init}/root")  # the sandbox's file system, from here
         self.ready = False  # whether root/proc is the sandbox's own /proc yet
@@ -522,11 +554,28 @@ class Watchdog:
             box = self.sandbox
             fds = {0: null, 1: out, 2: out, **{fd: fd for fd in pass_fds}, None: hold}
             env = dict(os.environ) if box.env is None else box.env
-            limits = self.limits.rlimits()
-            return zygote.spawn(argv, cwd or box.writable, env, fds, self.pidfd, box.uid, limits)
+            cwd = cwd or box.writable
+            return zygote.spawn(argv, cwd, env, fds, self.pidfd, self.confinement())
         finally:
             os.close(null)
             os.close(hold)
+
+    def confinement(self):
+        """How a process a zygote forks into this sandbox confines itself, as bwrap confines
+        what it runs (lrpkit.grading.zygote): the sandbox's uid, rlimits, cgroups (their
+        cgroup.procs files) and seccomp filter (base64)."""
+        return {
+            "uid": self.sandbox.uid,
+            "rlimits": self.limits.rlimits(),
+            "cgroups": self.cgroups.procs if self.cgroups is not None else [],
+            "seccomp": base64.b64encode(seccomp.program()).decode() if self.sandbox.seccomp else "",
+        }
+
+    @property
+    def isolation(self):
+        """How this sandbox confines, as grades.csv records it."""
+        parts = ["bubblewrap", *(["seccomp"] if self.sandbox.seccomp else [])]
+        return ", ".join([*parts, *([self.cgroups.name] if self.cgroups else [])])
 
     def _pump(self, output):
         """Copy the sandbox's output up to the limit; drain and drop the rest."""
@@ -568,14 +617,18 @@ class Watchdog:
         if procs is None:
             return None
         if lim.processes is not None and len(procs) >= lim.processes:
-            return LimitHit("processes", lim.processes)  # before reading a file per process
+            return LimitHit("processes", lim.processes, "watchdog")  # before a file per process
         memory, tasks = (sum(values) for values in zip((0, 0), *map(_status, procs)))
         self.peak_memory = max(self.peak_memory, memory)
         self.peak_tasks = max(self.peak_tasks, tasks)
-        if lim.memory_bytes is not None and memory > lim.memory_bytes:
-            return LimitHit("memory", lim.memory_bytes)
+        hit = self._cgroup_hit()
+        if hit is not None:
+            return hit
+        # a cgroup counts memory better than this sum (shared pages once, memfds, tmpfs)
+        if lim.memory_bytes is not None and memory > lim.memory_bytes and not self.cgroups:
+            return LimitHit("memory", lim.memory_bytes, "watchdog")
         if lim.processes is not None and tasks >= lim.processes:
-            return LimitHit("processes", lim.processes)
+            return LimitHit("processes", lim.processes, "watchdog")
         most = lim.files if lim.files is not None else 1 << 62
         places = (self.sandbox.writable, self.root / "tmp", self.root / "dev/shm")
         used, entries, largest = zip(*(_usage(place, most) for place in places))
@@ -588,6 +641,17 @@ class Watchdog:
         if self.polls % SLOW == 0 and lim.cpu_seconds is not None:
             if sum(map(_cpu, procs)) > lim.cpu_seconds:
                 return LimitHit("cpu", lim.cpu_seconds)
+        return None
+
+    def _cgroup_hit(self):
+        """The limit the kernel enforced in the sandbox's cgroup (an OOM kill, a refused
+        fork), or None."""
+        if self.cgroups is None:
+            return None
+        if self.limits.memory_bytes is not None and self.cgroups.oom_kills():
+            return LimitHit("memory", self.limits.memory_bytes, "cgroup")
+        if self.limits.processes is not None and self.cgroups.refused_forks():
+            return LimitHit("processes", self.limits.processes, "cgroup")
         return None
 
     def kill(self):
@@ -622,10 +686,14 @@ class Watchdog:
                 status = self.forked.poll()
                 returncode = returncode if status is None else status
                 self.forked.close()
+            if self.cgroups is not None:  # an OOM kill may have ended the run between polls
+                self.hit = self.hit or self._cgroup_hit()
+                self.peak_memory = max(self.peak_memory, self.cgroups.peak_memory())
+                self.cgroups.remove()
         seconds = time.monotonic() - self.started
         return Outcome(
             returncode, self.hit, seconds, bytes(self.output), self.output_total,
-            self.output_capped, self.peak_memory, self.peak_tasks,
+            self.output_capped, self.peak_memory, self.peak_tasks, self.isolation,
         )  # fmt: skip
 
 
@@ -636,6 +704,8 @@ def _problem():
     for tool, package in TOOLS.items():
         if shutil.which(tool) is None:
             return f"`{tool}` (Debian package {package}) is not installed. {REMEDY}"
+    if seccomp.problem():
+        return seccomp.problem()
     with tempfile.TemporaryDirectory(prefix="lrpkit-probe-") as folder:
         try:
             outcome = Sandbox(folder).run([sys.executable, "-S", "-c", "pass"], timeout=60)

@@ -15,6 +15,8 @@ from lrpkit.grading.hidden import handles
 from lrpkit.grading.late import Late
 from lrpkit.grading.sandbox import limit_from_error
 
+LEFT_RUNNING = "ThreadLeftRunning"  # the guard's error for a thread the student left running
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -42,7 +44,7 @@ class Result:
     verdicts: list = field(default_factory=list)  # [Verdict]
     notes: list = field(default_factory=list)  # problems in the student's own cells
     seconds: float = 0.0
-    sandbox: str = ""  # how the run was isolated: "bubblewrap" or "none (--no-sandbox)"
+    sandbox: str = ""  # how the run was isolated: "bubblewrap, seccomp[, cgroup v1]", "none..."
     config: str = ""  # the hidden configuration's JSON: all a re-grade needs
     checks: dict = field(default_factory=dict)  # {check key: points earned}
     late: Late = field(default_factory=Late)  # when handed in, how late, the penalty
@@ -142,6 +144,8 @@ def verdict(check, guard, record, cell_timeout, hidden=None, config=None):
         text = "not run: the submission was stopped before this check"
     elif not guard_ok and guard and not guard.get("error") and guard.get("message"):
         text = hint("", "", guard["message"], cell_timeout)  # kernel dead, timeout
+    elif not guard_ok and guard and (guard.get("error") or [""])[0] == LEFT_RUNNING:
+        text = f"not graded: {guard['error'][1]}"[:500]  # the guard's own words
     elif not guard_ok:
         text = "not graded: the grader could not reset the kernel before this check"
     elif record.get("error"):

@@ -9,17 +9,19 @@ learns a run's secret or results. The grader keeps two: one forks kernels (``KER
 one forks pytest (``PYTEST_RUN``).
 
 ``Zygote.spawn`` hands a zygote one end of a socket pair with the sandbox to join (a pidfd of
-its init; None: unconfined), the uid and rlimits; the other end carries the launch message:
+its init; None: unconfined) and how to confine the child (``confine``: uid, rlimits, the
+sandbox's cgroups, its seccomp filter); the other end carries the launch message:
 {"cmd": ["python", "-m", MODULE, ...], "cwd", "env", "fds": [target descriptor or None, ...]}
 with as many descriptors (None: only held, by the keeper, until the child ends). For pytest
 the grader sends it (``spawn``); for a kernel, pytest's plugin does, on a socket the grader
-passes it in ENV, instead of starting ``python -m ipykernel_launcher``. A child of the zygote
-(the keeper) forks the child into the sandbox's namespaces (network, IPC, UTS, cgroup, PID,
-mount, all at once); the child drops to the sandbox's uid, its rlimits, no capabilities and
-no_new_privs, then runs the module as ``python -m`` would. The child says {"pid"} (as the
-sender sees it); the keeper says {"exit": status} when it ends, kills it when the sender goes
-away and, unconfined, every process it left behind (a child subreaper); {"error"} means the
-sender should start the process itself. A sandbox dies as before, all of it, with its init.
+passes it in ENV, instead of starting ``python -m ipykernel_launcher``. A child of the
+zygote (the keeper) joins the sandbox's cgroups, then forks the child into the sandbox's
+namespaces (network, IPC, UTS, cgroup, PID, mount, all at once); the child drops to the
+sandbox's uid, its rlimits, no capabilities and no_new_privs, loads the seccomp filter, then
+runs the module as ``python -m`` would. The child says {"pid"} (as the sender sees it); the
+keeper says {"exit": status} when it ends, kills it when the sender goes away and,
+unconfined, every process it left behind (a child subreaper); {"error"} means the sender
+should start the process itself. A sandbox dies as before, all of it, with its init.
 """
 
 import json
@@ -53,6 +55,7 @@ NAMESPACES = {
 }
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_CHILD_SUBREAPER = 1, 4, 24, 36
 PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 38, 47, 4
+PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
 CAPABILITY_VERSION_3 = 0x20080522
 
 
@@ -97,15 +100,17 @@ class Zygote:
                     self.state = False
             return bool(self.state) and self.proc.poll() is None
 
-    def serve(self, conn, sandbox=None, uid=None, rlimits=None):
+    def serve(self, conn, sandbox=None, confine=None):
         """Hand the zygote ``conn``, one end of the socket a launch message comes on, for a
-        child to join the sandbox whose init has the pidfd ``sandbox`` (None: unconfined)
-        as ``uid`` with ``rlimits`` ({name in ``resource``: (soft, hard)}). Closes conn;
-        whether the zygote took it (if not, the sender starts the process itself)."""
+        child to join the sandbox whose init has the pidfd ``sandbox`` (None: unconfined),
+        confined as ``confine`` says: {"uid", "rlimits" ({name in ``resource``: (soft,
+        hard)}), "cgroups" (their cgroup.procs files), "seccomp" (the filter, base64 BPF)}
+        (lrpkit.grading.sandbox.Watchdog.confinement). Closes conn; whether the zygote took
+        it (if not, the sender starts the process itself)."""
         try:
             if not self.wait_ready():
                 return False
-            request = json.dumps({"sandbox": sandbox is not None, "uid": uid, "rlimits": rlimits})
+            request = json.dumps({"sandbox": sandbox is not None, "uid": None, **(confine or {})})
             fds = [conn.fileno()] + ([] if sandbox is None else [sandbox])
             socket.send_fds(self.control, [request.encode()], fds)
             return True
@@ -114,12 +119,12 @@ class Zygote:
         finally:
             conn.close()
 
-    def spawn(self, argv, cwd, env, fds, sandbox=None, uid=None, rlimits=None, timeout=60):
+    def spawn(self, argv, cwd, env, fds, sandbox=None, confine=None, timeout=60):
         """Fork ``argv`` (python -m ``self.run`` ...) as ``serve`` says, in ``cwd`` with
         ``env``; ``fds`` {target descriptor or None: our descriptor} (None: held by the
         keeper until the child ends). The running ``Forked``, or None: start it yourself."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        if not self.serve(theirs, sandbox, uid, rlimits):
+        if not self.serve(theirs, sandbox, confine):
             ours.close()
             return None
         launch = {"cmd": [str(a) for a in argv], "cwd": str(cwd), "env": env, "fds": list(fds)}
@@ -159,14 +164,38 @@ def _libc():
             error = ctypes.get_errno()
             raise OSError(error, f"{name}: {os.strerror(error)}")
 
-    def prctl(option, value=0):
-        call("prctl", *(ctypes.c_ulong(x) for x in (option, value, 0, 0, 0)))
+    def prctl(option, value=0, pointer=0):
+        call("prctl", *(ctypes.c_ulong(x) for x in (option, value, pointer, 0, 0)))
 
     def clear_capabilities():
         header = (ctypes.c_uint32 * 2)(CAPABILITY_VERSION_3, 0)
         call("capset", header, (ctypes.c_uint32 * 6)())
 
     return call, prctl, clear_capabilities
+
+
+def _load_seccomp(bpf):
+    """Load a seccomp filter (classic BPF, lrpkit.grading.seccomp.program) on this process,
+    as bwrap --seccomp does: it needs no_new_privs (or CAP_SYS_ADMIN) and binds every thread
+    and child from here on."""
+    import ctypes
+
+    if not bpf or len(bpf) % 8:
+        raise ValueError("not a seccomp filter")
+
+    class Program(ctypes.Structure):  # struct sock_fprog
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    code = ctypes.create_string_buffer(bpf, len(bpf))
+    program = Program(len(bpf) // 8, ctypes.addressof(code))
+    _libc()[1](PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(program))
+
+
+def _join_cgroups(paths):
+    """Move this process into each cgroup (its cgroup.procs file); children follow."""
+    for path in paths:
+        with open(path, "w") as file:
+            file.write("0")
 
 
 def main():
@@ -227,6 +256,7 @@ def keep(run, request, fds, base_path, last_cap):
         if not all(t is None or isinstance(t, int) and 0 <= t < 1024 for t in targets):
             raise ValueError("descriptors out of range")
         if init is not None:  # all of them at once, or none (Linux 5.8)
+            _join_cgroups(request.get("cgroups") or ())  # before the child exists
             call("setns", init, sum(NAMESPACES.values()))
             os.close(init)
         pid = os.fork()
@@ -305,6 +335,10 @@ def child(run, launch, fds, conn, request, base_path, last_cap):
             _confine(int(request["uid"]), request["rlimits"], last_cap)
             if run == PYTEST_RUN:  # the kernel (same uid) may not read its memory or fds
                 _libc()[1](PR_SET_DUMPABLE, 0)
+            if request.get("seccomp"):  # last: the filter refuses prctl's friends, not prctl
+                import base64
+
+                _load_seccomp(base64.b64decode(request["seccomp"]))
         else:
             _libc()[1](PR_SET_PDEATHSIG, signal.SIGKILL)
         env = {str(k): str(v) for k, v in launch["env"].items()}

@@ -32,7 +32,7 @@ from lrpkit.grading.course import Check, Course, load_course
 from lrpkit.grading.gradebook import Layout
 from lrpkit.grading.outputs import OutputFolder
 from lrpkit.grading.pipeline import Gradebook, grade, grade_alone, grade_in_parallel
-from lrpkit.grading.runner import Run
+from lrpkit.grading.runner import Run, isolation
 from lrpkit.grading.scoring import Result
 from lrpkit.grading.submissions import NotebookFile, Submission, parse
 
@@ -148,7 +148,7 @@ def graded(tiny, tmp_path_factory):
 def test_correct_submissions_keep_full_marks(graded):
     for name in ("correct", "friend"):
         row = graded["rows"][name]
-        assert (row["total"], row["status"], row["sandbox"]) == ("50", "graded", "bubblewrap")
+        assert (row["total"], row["status"], row["sandbox"]) == ("50", "graded", isolation())
 
 
 def test_every_hostile_file_gets_its_row_naming_what_it_is(graded):

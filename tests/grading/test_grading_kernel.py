@@ -1,4 +1,5 @@
-"""Kernel-side code (lrpkit.grading.kernel): the prelude and the guard, run in this process.
+"""Kernel-side code (lrpkit.grading.kernel): the prelude and the guard, run in this process
+(the prelude's refusal of audit hooks, which lasts, in a process of its own).
 
 This process stands in for a kernel: a fake shell (a namespace and display formatters), a
 sandbox folder with its own utils.py and lrpkit/checks.py first on sys.path, and a stream of a
@@ -9,6 +10,8 @@ builtins and streams are put back afterwards.
 import builtins
 import io
 import sys
+import threading
+import time
 import types
 
 import pytest
@@ -16,6 +19,7 @@ import torch
 
 from lrpkit.grading.kernel.guard import _lrpkit_guard
 from lrpkit.grading.kernel.prelude import _lrpkit_prelude
+from lrpkit.tripwire import LIBRARY_THREADS
 
 IMAGES = ("image/png", "image/jpeg", "image/svg+xml", "application/pdf")
 CHECKS = """\
@@ -95,7 +99,7 @@ def kernel(tmp_path, monkeypatch):
 
 def test_prelude_keeps_pristine_state_and_cuts_off_the_editable_install(kernel, monkeypatch):
     kernel_streams(monkeypatch)
-    _lrpkit_prelude(kernel.shell, cache=str(kernel.cache), cache64=str(kernel.cache64))
+    _lrpkit_prelude(kernel.shell, cache=str(kernel.cache), cache64=str(kernel.cache64), audit=False)
     pristine = sys.modules["_lrpkit_pristine"]
     assert pristine.builtins["print"] is print and pristine.streams[0] is sys.stdout
     assert set(pristine.stream_methods) == {"write", "flush"}
@@ -112,7 +116,7 @@ def test_prelude_keeps_pristine_state_and_cuts_off_the_editable_install(kernel, 
 
 def test_guard_undoes_patches_and_binds_fresh_checks(kernel, monkeypatch):
     kernel_streams(monkeypatch)
-    _lrpkit_prelude(kernel.shell, cache=str(kernel.cache), cache64=str(kernel.cache64))
+    _lrpkit_prelude(kernel.shell, cache=str(kernel.cache), cache64=str(kernel.cache64), audit=False)
     pristine = sys.modules["_lrpkit_pristine"]
     stdout, write = sys.stdout, Stream.write
     ns = kernel.shell.user_ns
@@ -148,9 +152,89 @@ def test_guard_undoes_patches_and_binds_fresh_checks(kernel, monkeypatch):
 
 def test_guard_refuses_checks_that_are_not_the_sandboxs_copy(kernel, monkeypatch):
     kernel_streams(monkeypatch)
-    _lrpkit_prelude(kernel.shell)
+    _lrpkit_prelude(kernel.shell, audit=False)
     assert sys.modules["_lrpkit_pristine"].standin is None
     assert sys.modules["_lrpkit_pristine"].standin64 is None
     other = sandbox_with_kit(kernel.tmp_path / "other")
     with pytest.raises(RuntimeError, match="utils is not the grader's copy"):
         _lrpkit_guard(kernel.shell, sandbox=str(other), names=["checks"])
+
+
+FAITHFULNESS = "def check_perturbation_curve(perturbation_curve):\n    print('PASS')\n"
+
+
+def test_guard_restores_every_kit_module_sys_and_threading(kernel, monkeypatch):
+    """A replaced bonus check module, sys.setprofile and threading.Thread, a tracer: all
+    undone; every kit module the check cell names is the sandbox's copy, imported afresh."""
+    kernel_streams(monkeypatch)
+    (kernel.sandbox / "lrpkit" / "faithfulness_checks.py").write_text(FAITHFULNESS)
+    _lrpkit_prelude(kernel.shell, audit=False)
+    setprofile, thread = sys.setprofile, threading.Thread
+    monkeypatch.setattr(sys, "setprofile", lambda function: None)
+    monkeypatch.setattr(threading, "Thread", object)
+    stub = types.SimpleNamespace(check_perturbation_curve=lambda f: print("PASS"))
+    ns = kernel.shell.user_ns
+    ns.update(faithfulness_checks=stub, check_perturbation_curve=stub.check_perturbation_curve)
+    tracer = sys.gettrace()
+    try:
+        sys.settrace(lambda *args: None)
+        names = ["_", "check_perturbation_curve", "faithfulness_checks", "perturbation_curve"]
+        modules = ["lrpkit", "lrpkit.checks", "lrpkit.faithfulness_checks", "utils"]
+        _lrpkit_guard(kernel.shell, sandbox=str(kernel.sandbox), names=names, modules=modules)
+        assert sys.gettrace() is None
+    finally:
+        sys.settrace(tracer)
+    assert sys.setprofile is setprofile and threading.Thread is thread
+    fresh = sys.modules["lrpkit.faithfulness_checks"]
+    assert fresh.__file__ == str(kernel.sandbox / "lrpkit" / "faithfulness_checks.py")
+    assert ns["faithfulness_checks"] is fresh
+    assert ns["check_perturbation_curve"] is fresh.check_perturbation_curve
+
+
+def test_guard_waits_for_threads_and_stops_at_one_left_running(kernel, monkeypatch):
+    kernel_streams(monkeypatch)
+    _lrpkit_prelude(kernel.shell, audit=False)
+    guard = dict(sandbox=str(kernel.sandbox), names=["checks"], modules=["lrpkit.checks"])
+    threading.Thread(target=time.sleep, args=(0.3,), name="short").start()
+    _lrpkit_guard(kernel.shell, **guard, thread_seconds=5)  # waits for it to end
+    from tqdm import tqdm
+
+    with tqdm(range(3), file=io.StringIO()):  # tqdm's monitor thread starts and lives on
+        assert tqdm.monitor is not None and tqdm.monitor.is_alive()
+    guard["library"] = [list(pair) for pair in LIBRARY_THREADS]
+    _lrpkit_guard(kernel.shell, **guard, thread_seconds=0.5)  # let be
+    stop = threading.Event()
+    threading.Thread(target=stop.wait, name="forever", daemon=True).start()
+    try:
+        started = time.monotonic()
+        with pytest.raises(RuntimeError, match=r"left 1 thread\(s\) running \(forever in ") as info:
+            _lrpkit_guard(kernel.shell, **guard, thread_seconds=0.5)
+        assert type(info.value).__name__ == "ThreadLeftRunning"
+        assert 0.5 <= time.monotonic() - started < 3
+        started = time.monotonic()
+        with pytest.raises(RuntimeError, match="forever"):  # named again, not waited for
+            _lrpkit_guard(kernel.shell, **guard, thread_seconds=5)
+        assert time.monotonic() - started < 1
+    finally:
+        stop.set()
+
+
+def test_prelude_refuses_audit_hooks_from_then_on(tmp_path):
+    """Code in an audit hook runs unseen by profilers: none may be added after the prelude."""
+    import subprocess
+
+    code = (
+        "import sys, types\n"
+        "from lrpkit.grading.kernel.prelude import _lrpkit_prelude\n"
+        "shell = types.SimpleNamespace(display_formatter=types.SimpleNamespace(formatters={\n"
+        "    m: types.SimpleNamespace(enabled=True) for m in\n"
+        "    ('image/png', 'image/jpeg', 'image/svg+xml', 'application/pdf')}))\n"
+        "calls = []\n"
+        "sys.addaudithook(lambda event, args: calls.append('before'))\n"
+        "_lrpkit_prelude(shell)\n"
+        "sys.addaudithook(lambda event, args: calls.append('after'))\n"
+        "sys.audit('lrpkit.test')\n"
+        "print(sorted(set(calls)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert out.stdout.strip() == "['before']", out.stderr

@@ -15,6 +15,7 @@ from crafting import read_csv, real_course
 from lrpkit.grading.course import ALL_EXERCISES, load_course
 from lrpkit.grading.outputs import read_configs
 from lrpkit.grading.pipeline import grade
+from lrpkit.grading.runner import isolation
 from lrpkit.layout import SOLUTIONS
 
 SECRET = b"the course secret of the mistake tests"
@@ -107,7 +108,7 @@ def test_the_correct_submission_gets_full_marks_on_its_hidden_configuration(grad
     row = read_csv(graded / "out" / "grades.csv")["correct"]
     assert (row["total"], row["status"], row["reason"]) == ("50", "graded", "all checks passed")
     assert '"size":' in read_configs(graded / "out" / "configs.jsonl")["correct"]
-    assert row["sandbox"] == "bubblewrap"
+    assert row["sandbox"] == isolation()
 
 
 @pytest.mark.slow

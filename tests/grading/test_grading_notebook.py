@@ -6,8 +6,15 @@ import tiny_course
 from crafting import IMPORTS, WRONG_GXI, code, nb_bytes
 
 from lrpkit.grading.course import load_course
-from lrpkit.grading.notebook import KERNEL, graded_notebook, guard_cell, prelude_cell
+from lrpkit.grading.notebook import (
+    KERNEL,
+    graded_notebook,
+    guard_cell,
+    kit_modules,
+    prelude_cell,
+)
 from lrpkit.grading.submissions import NotebookFile, Submission, parse
+from lrpkit.tripwire import LIBRARY_THREADS
 
 
 def test_graded_notebook_drops_student_checks_and_carries_expected_outputs(tiny, tmp_path):
@@ -67,7 +74,7 @@ def test_kernel_cells_carry_the_kernel_modules_and_their_parameters(tiny, tmp_pa
     """The prelude and guard cells hold the files' text verbatim and call them with literals."""
     [check, *_] = load_course(tiny).checks
     prelude = prelude_cell(tmp_path / "standin.pt", tmp_path / "standin.float64.pt")
-    guard = guard_cell(tmp_path / "box", check)
+    guard = guard_cell(tmp_path / "box", check, modules=kit_modules(load_course(tiny).files))
     assert (KERNEL / "prelude.py").read_text() in prelude
     assert (KERNEL / "guard.py").read_text() in guard
     calls = {}
@@ -84,5 +91,7 @@ def test_kernel_cells_carry_the_kernel_modules_and_their_parameters(tiny, tmp_pa
             "sandbox": str(tmp_path / "box"),
             "names": ["checks", "gradient_x_input"],
             "config": None,
+            "modules": ["lrpkit", "lrpkit.checks"],
+            "library": [list(pair) for pair in sorted(LIBRARY_THREADS)],
         },
     }

@@ -25,6 +25,7 @@ from lrpkit.grading.course import load_checks, load_course
 from lrpkit.grading.gradebook import Layout
 from lrpkit.grading.pipeline import grade
 from lrpkit.grading.report import literal
+from lrpkit.grading.runner import isolation
 
 # ---------------------------------------------------------------------------
 # one grading run of all crafted submissions (2 workers)
@@ -78,7 +79,7 @@ def test_one_row_per_submission_with_all_columns(graded):
     )  # fmt: skip
     assert rows[0]["student"] == "Points Possible" and rows[0]["maximum"] == "50"
     rows = rows[1:]
-    assert {row["sandbox"] for row in rows if row["status"] != "invalid"} == {"bubblewrap"}
+    assert {row["sandbox"] for row in rows if row["status"] != "invalid"} == {isolation()}
     expected = sorted(
         Path(name).stem if name.endswith(".ipynb") else name for name in graded["subs"]
     )

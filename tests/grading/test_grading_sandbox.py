@@ -2,18 +2,23 @@
 
 Each attack gets its row and reason; the grader's sentinel file is neither read into any
 output nor changed; a server on 127.0.0.1 receives nothing; nothing is written outside the
-sandboxes; nothing is left running; the correct submissions get full marks in the same run.
+sandboxes; nothing is left running; every system call the seccomp filter refuses answers
+EPERM in a graded cell, and so does a user namespace; memory in memfds is stopped by the
+sandbox's cgroup; the correct submissions get full marks in the same run.
 """
 
 import os
+import re
 import shutil
 import socket
 import threading
 import uuid
 from pathlib import Path
 
+import hostile
 import psutil
 import pytest
+import seccomp_probe
 from crafting import (
     CELL_TIMEOUT,
     IMPORTS,
@@ -26,8 +31,10 @@ from crafting import (
     write_submissions,
 )
 
+from lrpkit.grading import cgroups
 from lrpkit.grading.course import load_course
 from lrpkit.grading.pipeline import grade
+from lrpkit.grading.runner import isolation
 from lrpkit.grading.sandbox import GiB, Limits, MiB
 
 MARK = f"lrpkit-adversary-{uuid.uuid4().hex[:8]}"  # in every process an attack leaves behind
@@ -131,6 +138,9 @@ def attacks(sentinel, port, outside):
         "kill-parent": kill_parent,
         "kill-ppid": kill_ppid,
         "exit": exit_now,
+        "seccomp": hostile.seccomp_cell(),
+        "userns": hostile.USERNS,
+        "memfd-hog": hostile.MEMFD_HOG,
     }
 
 
@@ -196,7 +206,7 @@ def adversaries(tiny, tmp_path_factory):
 def test_correct_submissions_get_full_marks_beside_the_attacks(adversaries):
     for name in ("correct1", "correct2"):
         row = adversaries["rows"][name]
-        assert (row["total"], row["status"], row["sandbox"]) == ("50", "graded", "bubblewrap")
+        assert (row["total"], row["status"], row["sandbox"]) == ("50", "graded", isolation())
 
 
 def test_every_attack_gets_its_row_and_reason(adversaries):
@@ -219,12 +229,34 @@ def test_every_attack_gets_its_row_and_reason(adversaries):
         assert rows[name]["total"] == "0" and rows[name]["reason"], (name, rows[name])
     # 1 GiB of output: stopped by a limit (output or the memory queued for it), and named
     assert rows["output-flood"]["status"] == "limit", rows["output-flood"]
-    assert "exceeded in output-flood.ipynb code cell 1" in reason["output-flood"]
+    stopper = r"exceeded( \((cgroup|watchdog)\))? in output-flood\.ipynb code cell 1"
+    assert re.search(stopper, reason["output-flood"]), reason["output-flood"]
     assert "the run ended early, in kill-parent.ipynb code cell 1" in reason["kill-parent"]
     stopped = "code cell 1: the kernel stopped while this cell ran"
     assert stopped in reason["exit"], reason["exit"]
     assert stopped in reason["kill-ppid"] or "ended early, in kill-ppid" in reason["kill-ppid"]
     assert rows["linger"]["total"] == "50", rows["linger"]
+
+
+def test_each_refused_system_call_answers_eperm_in_a_graded_cell(adversaries):
+    """The kernel is forked from the zygote (root) or started by bwrap: the filter holds."""
+    row = adversaries["rows"]["seccomp"]
+    assert row["total"] == "50", row  # the calls fail, the correct code after them passes
+    ok, wrong = hostile.seccomp_reason(row["reason"])
+    assert (ok, wrong) == (len(seccomp_probe.expected()), "[]"), row["reason"]
+
+
+def test_no_user_namespace_inside(adversaries):
+    reason = adversaries["rows"]["userns"]["reason"]
+    assert "USERNS Operation not permitted; unshare tool: 1" in reason, reason
+    assert reason.count("Operation not permitted") == 2, reason
+
+
+@pytest.mark.skipif(not cgroups.support(), reason="the grader may make no cgroups here")
+def test_memory_in_memfds_is_stopped_by_the_cgroup(adversaries):
+    row = adversaries["rows"]["memfd-hog"]
+    assert row["status"] == "limit" and row["total"] == "0", row
+    assert "memory limit 1 GiB exceeded (cgroup) in memfd-hog.ipynb code cell 1" in row["reason"]
 
 
 def test_nothing_leaks_changes_or_escapes(adversaries):

@@ -58,6 +58,21 @@ def test_a_check_earns_its_points_only_after_a_clean_guard():
     ]
 
 
+def test_a_thread_left_running_is_named_by_the_guard():
+    left = "your code left 1 thread(s) running (Thread-1 (spin)): the check cannot watch them"
+    records = {
+        0: cell(),
+        1: cell(),
+        2: cell(),
+        3: cell(stdout="PASS check_gradient_x_input: right\n"),
+        4: cell("failed", error=["ThreadLeftRunning", left]),
+        5: cell(stdout="PASS check_conv: right\n"),
+    }
+    result = score("ann", Run(records, ROLES, seconds=3.0), cell_timeout=120)
+    assert result.points == {"ex3": 25.0, "ex4": 0.0}
+    assert result.verdicts[1].text == f"not graded: {left}"
+
+
 def test_stopped_runs_and_failed_checks_say_why():
     records = {2: cell(), 3: cell("failed", stdout="FAIL check: wrong; hint: more\n")}
     result = score("bob", Run(records, ROLES, timed_out=True, seconds=600.2), cell_timeout=120)

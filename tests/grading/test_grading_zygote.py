@@ -15,6 +15,7 @@ import psutil
 import pytest
 from crafting import CELL_TIMEOUT, code, good_cells, nb_bytes, write_submissions
 
+from lrpkit.grading import cgroups
 from lrpkit.grading.course import load_course
 from lrpkit.grading.pipeline import grade
 from lrpkit.grading.runner import Grader
@@ -58,6 +59,8 @@ FACTS = code(
     "    'token': 'LRPKIT_GRADE_TOKEN' in os.environ, 'home': os.environ['HOME'],\n"
     "    'cwd': os.getcwd(), 'path0': sys.path[:2], 'net': net,\n"
     "    'grader_home': os.path.exists(GRADER_HOME),\n"
+    "    'seccomp': status['Seccomp'].strip(),\n"
+    "    'cgroups': open('/proc/self/cgroup').read().splitlines(),\n"
     "}\n"
     "print('FACTS' + json.dumps(facts))"
 )
@@ -113,6 +116,10 @@ def test_a_forked_kernel_is_confined_like_the_sandbox(tiny, tmp_path, listener):
     assert seen["groups"] == []
     assert set(seen["caps"].values()) == {"0000000000000000"}, seen["caps"]
     assert seen["no_new_privs"] == "1"
+    assert seen["seccomp"] == "2", "the sandbox's seccomp filter"
+    if cgroups.support() == "cgroup v1":  # in the sandbox's cgroups: the root of its namespace
+        joined = [line for line in seen["cgroups"] if line.split(":")[1] in ("memory", "pids")]
+        assert len(joined) == 2 and all(line.endswith(":/") for line in joined), seen["cgroups"]
     expected = {name: list(pair) for name, pair in LIMITS.rlimits().items()}
     assert seen["rlimits"] == expected
     assert seen["forked_others"] == 1, "pytest is forked too, from the pytest zygote"

@@ -6,18 +6,45 @@ in the student's namespace for that moment. Everything it needs is imported insi
 """
 
 
-def _lrpkit_prelude(shell, cache="", cache64=""):
-    """Store pristine builtins, streams and import machinery in ``sys.modules["_lrpkit_pristine"]``,
-    cut the kernel off the instructor's editable install, and hand the stand-in weights from the
-    grader's shared copy at ``cache`` (when given) to utils, and their float64 copy at
-    ``cache64`` to the checks (through the guard)."""
+def _lrpkit_prelude(shell, cache="", cache64="", audit=True):
+    """Store pristine builtins, streams, import machinery, the functions of sys, threading,
+    _thread (and importlib, os, time, which the guard uses) and the kernel's own threads in
+    ``sys.modules["_lrpkit_pristine"]``, cut the kernel off the instructor's editable
+    install, refuse audit hooks from here on (``audit``: code in a hook runs unseen by
+    profilers, lrpkit.tripwire), and hand the stand-in weights from the grader's shared copy
+    at ``cache`` (when given) to utils, and their float64 copy at ``cache64`` to the checks
+    (through the guard)."""
+    import _thread
     import builtins
     import sys
+    import threading
     import types
 
     pristine = types.ModuleType("_lrpkit_pristine")
+    pristine.shell = shell
     pristine.builtins_module = builtins
     pristine.builtins = dict(vars(builtins))
+    import importlib
+    import os
+    import time
+
+    modules = [sys, threading, _thread, importlib, os, time]  # what the guard relies on
+    monitoring = getattr(sys, "monitoring", None)  # 3.12+
+    pristine.tools = set()  # sys.monitoring's tools in use before any student code
+    if monitoring is not None:
+        modules.append(monitoring)
+        pristine.tools = {i for i in range(6) if monitoring.get_tool(i) is not None}
+    pristine.functions = [  # (module, {name: function, class or None (hooks)})
+        (m, {k: v for k, v in vars(m).items() if callable(v) or v is None}) for m in modules
+    ]
+    pristine.threads = set(sys._current_frames())  # the kernel's own
+    if audit:
+
+        def refuse(event, args):
+            if event == "sys.addaudithook":
+                raise RuntimeError("no audit hooks while grading")  # refuses, silently
+
+        sys.addaudithook(refuse)
     pristine.streams = (sys.stdout, sys.stderr, sys.displayhook, sys.excepthook)
     pristine.stream_class = type(sys.stdout)
     pristine.stream_methods = {
