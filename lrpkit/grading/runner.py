@@ -21,8 +21,8 @@ from pathlib import Path
 
 import nbformat
 
-from lrpkit.grading.files import Refused, read_file, read_tail, remove_tree
 from lrpkit.grading import cgroups
+from lrpkit.grading.files import Refused, read_file, read_tail, remove_tree
 from lrpkit.grading.forked import Forked
 from lrpkit.grading.notebook import graded_notebook, kit_modules
 from lrpkit.grading.sandbox import LimitHit, Limits, Sandbox, Watchdog, probe
