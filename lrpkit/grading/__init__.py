@@ -35,7 +35,8 @@ notebook (the graded notebook; kernel/ holds the code it runs in the kernel), ru
 run), sandbox (bubblewrap and limits), zygote and forked (forking pytest and kernels), plugin
 (pytest's side of it), hidden and secret (hidden
 configurations), protect (the watched files), scoring, report (grades.csv and feedback),
-shards (grading on several machines), pipeline (``grade``), cli (the command line).
+shards (grading on several machines), pipeline (``grade``), cli (the command line);
+similarity and fingerprints (pairs of submissions whose own code is alike, MOSS-style).
 """
 
 from lrpkit.grading.course import GradingError, load_course
