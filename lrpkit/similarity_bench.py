@@ -227,8 +227,8 @@ def disguise(source, rng, chance=0.5):
 
 def synthetic(count, seed=0, folder=FIXTURES, notebooks=None):
     """{student id: {file name: notebook}}: ``count`` submissions, each with the parts of
-    ``PARTS`` from random fixtures, every filled-in cell disguised at random, the code cells
-    of one notebook in every fourth submission reversed."""
+    ``PARTS`` from random fixtures, every filled-in cell disguised at random, the cells of
+    one notebook in every fourth submission reversed."""
     rng = random.Random(seed)
     notebooks = notebooks or exercise_notebooks()
     fixtures = [sections(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("s*.py"))]
@@ -241,9 +241,9 @@ def synthetic(count, seed=0, folder=FIXTURES, notebooks=None):
             source = rng.choice(fixtures)
             code.update({name: source[name] for name in part})
         filled = filled_notebooks(code, notebooks)
-        for nb in filled.values():
-            for cell in nb.cells:
-                if cell.cell_type == "code" and any(name in cell.source for name in code):
+        for name, nb in filled.items():
+            for given, cell in zip(notebooks[name].cells, nb.cells, strict=True):
+                if cell.source != given.source:
                     cell.source = disguise(cell.source, rng)
         if number % 4 == 0:
             nb = filled[rng.choice(sorted(filled))]

@@ -352,3 +352,16 @@ def test_pairs_html_escapes_what_students_wrote():
     tags.feed(fragment)
     assert tags.open == [] and tags.tags.count("tr") == 1 + 1  # header row, one shared line
     assert "No pair" in similarity.pairs_html([])
+
+
+def test_the_benchmark_runs_on_a_few_submissions(tmp_path):
+    """The benchmark's synthetic submissions, written as notebooks, and its similarity run
+    (what it times): every submission read, similarity.csv and the fragment written."""
+    made = bench.synthetic(8, seed=1)
+    assert len(made) == 8 and all(len(nbs) == 3 for nbs in made.values())
+    bench.write(made, tmp_path / "submissions")
+    figures = bench.similarity_run(tmp_path / "submissions", tmp_path)
+    rows = list(csv.DictReader((tmp_path / "similarity.csv").open(encoding="utf-8")))
+    assert figures["pairs"] == len(rows) and figures["flagged"] <= len(rows)
+    assert all(float(row["score"]) >= similarity.LISTED for row in rows)
+    assert (tmp_path / "similar.html").read_text().startswith('<section class="similarity">')
