@@ -154,6 +154,8 @@ def _insert(source, rng, texts, share):
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef):
             for statement in node.body:
+                if statement.lineno == node.lineno:  # def f(x): return x
+                    continue
                 first = min(
                     [statement.lineno]
                     + [d.lineno for d in getattr(statement, "decorator_list", [])]
@@ -299,7 +301,9 @@ def _child(folder, out):
 def fresh_run(folder, out):
     """The similarity run in a fresh Python process (its own peak memory): its figures."""
     command = [sys.executable, "-m", "lrpkit.similarity_bench", "--child", str(folder), str(out)]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"the similarity run failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
