@@ -41,7 +41,8 @@ run), sandbox (bubblewrap and limits), zygote and forked (forking pytest and ker
 (pytest's side of it), hidden and secret (hidden configurations), protect (the watched
 files), scoring, gradebook, lms, outputs, tables and report (grades.csv, the LMS imports,
 the output folder, the CSV writer, feedback), shards (grading on several machines),
-pipeline (``grade``), cli (the command line).
+pipeline (``grade``), cli (the command line); similarity and fingerprints (pairs of
+submissions whose own code is alike, MOSS-style).
 """
 
 from lrpkit.grading.course import GradingError, load_course
