@@ -325,7 +325,7 @@ def naive(folder, pairs, rng):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--submissions", type=int, default=SUBMISSIONS)
     parser.add_argument("--reps", type=int, default=3, help="fresh runs (median is reported)")
     parser.add_argument("--seed", type=int, default=0)

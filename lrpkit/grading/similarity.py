@@ -19,7 +19,7 @@ On the 20 independent solutions and the planted copies of tests/grading/similari
 comments changed, dead code added, reformatted) about 0.8 to 1, a submission half copied
 from one student and half from another ~0.5 with each: hence ``REPORT`` and ``LISTED``.
 
-Use (the grading report calls these)::
+Use (the class report, lrpkit.grading.classreport, calls these)::
 
     template = load_template()                 # the exercise notebooks' given lines
     pairs = compare(student_code(subs), template)   # every pair with score >= LISTED
@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lrpkit.grading import fingerprints
-from lrpkit.grading.report import csv_text, write_atomic
 from lrpkit.grading.submissions import code_cells, is_check, parse
+from lrpkit.grading.tables import write_csv
 from lrpkit.layout import EXERCISES
 
 REPORT = 0.5  # a pair at or above this score is listed in the report
@@ -209,22 +209,11 @@ def flagged(pairs, threshold=REPORT):
     return [p for p in pairs if p.score >= threshold]
 
 
-def _safe_cell(value):
-    """A CSV cell a spreadsheet shows as text: one starting with = + - @ tab or CR gets a
-    leading ' (student ids come from file names). To go once the kit's CSV writer does it."""
-    text = str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-def similarity_csv(pairs):
-    """similarity.csv's text: CSV_COLUMNS, one row per pair, in the pairs' order."""
-    rows = [{key: _safe_cell(value) for key, value in p.row().items()} for p in pairs]
-    return csv_text(rows, CSV_COLUMNS)
-
-
 def write_similarity_csv(path, pairs):
-    """Write similarity.csv (atomically): every pair given, most similar first."""
-    write_atomic(path, similarity_csv(pairs))
+    """Write similarity.csv (atomically, through the kit's one CSV writer, lrpkit.grading.tables:
+    ids a spreadsheet would run as formulas are neutralised): CSV_COLUMNS, one row per pair
+    given, most similar first."""
+    write_csv(path, CSV_COLUMNS, [p.row() for p in pairs])
 
 
 def _code(line):
