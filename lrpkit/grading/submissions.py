@@ -37,6 +37,13 @@ class CodeCell:
     source: str
     tags: tuple = ()
 
+    def first_lines(self, count=3, width=120):
+        """The cell's first ``count`` non-blank lines (each cut at ``width`` characters): how
+        a student finds the cell again (Jupyter shows no cell numbers)."""
+        lines = [line.rstrip() for line in self.source.splitlines() if line.strip()][:count]
+        cut = (line if len(line) <= width else line[: width - 3] + "..." for line in lines)
+        return "\n".join(cut)
+
 
 @dataclass
 class Submission:
