@@ -1,4 +1,4 @@
-"""A class of 44 submissions of the real course, graded in ONE sandboxed run (the acceptance).
+"""A class of 45 submissions of the real course, graded in ONE sandboxed run (the acceptance).
 
 - ``correct`` (the solution notebooks) and the typical mistakes (``MISTAKES``, one edit of the
   solution notebooks each, and ``channel-slip``), which tests/grading/test_grading_mistakes.py
@@ -39,6 +39,10 @@ MISTAKES = {
     ),
     "global-class": (EX3, GXI, "[0, c]", "[0, c1]", "ex3", "class"),
     "gradient-only": (EX3, GXI, "return X * X.grad", "return X.grad", "ex3", "gradient alone"),
+    "channels-summed": (
+        EX3, GXI, "return X * X.grad", "return (X * X.grad).sum(1, keepdim=True)", "ex3",
+        "do not sum over the colour channels",
+    ),
     "float32": (
         EX3, GXI, "X = X.detach().requires_grad_(True)",
         "X = X.detach().float().requires_grad_(True)", "ex3", "(model, X, c)",
@@ -128,7 +132,7 @@ def submit(folder, student, ex3=None, ex4=None):
 
 
 def write_class(folder):
-    """Write the class's 44 submissions into ``folder``; returns their ids."""
+    """Write the class's 45 submissions into ``folder``; returns their ids."""
     submit(folder, "correct")
     for student, (name, marker, old, new, *_) in MISTAKES.items():
         submit(folder, student, **{name[:3]: edited(name, marker, old, new)})

@@ -42,7 +42,7 @@ class ClassRun:
 
 @pytest.fixture(scope="session")
 def class_run(tmp_path_factory, castle_file):
-    """The 44 submissions of classcourse.py graded in ONE sandboxed run with 2 workers."""
+    """The 45 submissions of classcourse.py graded in ONE sandboxed run with 2 workers."""
     from lrpkit.grading.pipeline import grade
 
     base = tmp_path_factory.mktemp("class")

@@ -249,11 +249,11 @@ def test_regrading_one_student_changes_that_row_only(regraded, course):
         if name not in ("1002.md", "1002.html"):
             assert (course / "grades" / "feedback" / name).read_bytes() == data, name
     for name in ("results.jsonl", "code.jsonl"):  # 1002's line changes, no other
-        before = regraded["before"][name].decode().splitlines()
-        after = regraded["after"][name].decode().splitlines()
+        before = regraded["before"][name].splitlines()
+        after = regraded["after"][name].splitlines()
         changed = [(a, b) for a, b in zip(before, after) if a != b]
         assert len(before) == len(after) and len(changed) == 1, name
-        assert changed[0][1].startswith('{"') and '"student": "1002"' in changed[0][1]
+        assert changed[0][1].startswith(b'{"') and b'"student": "1002"' in changed[0][1]
 
 
 def test_an_interrupted_regrade_keeps_the_earlier_row(regraded):
