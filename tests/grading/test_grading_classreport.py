@@ -111,3 +111,19 @@ def test_limits_hit_are_found_in_reasons_notes_and_verdicts():
     timeout = Result("t", {}, "timeout", "stopped after the per-submission limit of 600 s")
     assert details.limits_hit(timeout) == ["stopped after the per-submission limit of 600 s"]
     assert details.limits_hit(result("y", True, True)) == []
+
+
+def test_the_report_command(folder, tmp_path, capsys):
+    from lrpkit.grading import cli
+
+    (folder / "report.html").unlink(missing_ok=True)
+    assert cli.main(["report", str(folder)]) == 0
+    assert (folder / "report.html").is_file() and (folder / "similarity.csv").is_file()
+    assert f"class report: {folder / 'report.html'}" in capsys.readouterr().out
+    assert cli.main(["report", str(tmp_path / "nothing")]) == 2
+    assert "grading run's output folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # options are never abbreviated
+        cli.main(["report", str(folder), "--ro", "."])
+    with pytest.raises(SystemExit) as done:
+        cli.main(["report", "--help"])
+    assert done.value.code == 0 and "report.html" in capsys.readouterr().out
