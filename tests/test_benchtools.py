@@ -6,7 +6,7 @@ from pathlib import Path
 from lrpkit import benchtools
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS = ("bench", "explorer_bench", "perturbation_bench")
+BENCHMARKS = ("bench", "explorer_bench", "perturbation_bench", "similarity_bench")
 
 
 def test_report_exits_non_zero_when_a_target_is_missed(capsys):

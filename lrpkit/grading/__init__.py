@@ -6,8 +6,12 @@ id>/`` folders or ``<student id>.ipynb`` notebooks, nbgrader's ``submitted/``, o
 through ``--pattern`` (intake.py) -- and writes ``grades/grades.csv`` (one row per student:
 total, maximum, status, reason, the late penalty, points per exercise and per check;
 gradebook.py), ``configs.jsonl``, ``canvas.csv`` and ``moodle.csv`` (lms.py) and
-``grades/feedback/<name>.md`` (every check's verdict and hint). A folder with an earlier run
-is updated, not replaced (outputs.py). The course file (``course.toml``, coursefile.py) sets
+``grades/feedback/<name>.md`` and ``<name>.html`` (every check's
+points, PASS or FAIL, diagnosis and hint; the errors in the student's own cells, quoted by
+their first lines), and the class report ``report.html`` with ``similarity.csv``
+(classreport.py, from grades.csv, results.jsonl and code.jsonl: details.py), which
+``python -m lrpkit.grading report grades`` writes again. A folder with an earlier run is
+updated, not replaced (outputs.py). The course file (``course.toml``, coursefile.py) sets
 points per check, bonus, due date and late policy; the instructors' guide is
 docs/instructors.md.
 
@@ -42,11 +46,14 @@ One module per step: course and coursefile (checks, their points, sandbox files)
 date and penalty), files (reading files from outside), intake (the LMS's download to one
 submission per student: layouts, zips, tree, matching, roster), submissions and parts
 (reading notebooks; which exercise each holds), notebook (the graded notebook; kernel/ holds
-the code it runs in the kernel), runner (one run), sandbox (bubblewrap and limits), zygote and
-forked (forking pytest and kernels), plugin (pytest's side of it), hidden and secret (hidden
-configurations), protect (the watched files), scoring, gradebook, lms, outputs, tables and
-report (grades.csv, the LMS imports, the output folder, the CSV writer, feedback), shards
-(grading on several machines), pipeline (``grade``), cli (the command line).
+the code it runs in the kernel), runner (one run), sandbox (bubblewrap and limits), seccomp
+and cgroups (what confines it further), zygote and forked (forking pytest and kernels),
+plugin (pytest's side of it), hidden and secret (hidden configurations), protect (the watched
+files), scoring, gradebook, lms, outputs, tables, report and feedbackpage (grades.csv, the
+LMS imports, the output folder, the CSV writer, feedback files and pages), details,
+classreport, pages and svgplots (what the class report reads; the report; the pages' shell;
+its plots), shards (grading on several machines), pipeline (``grade``), cli (the command
+line); similarity and fingerprints (pairs of submissions whose own code is alike, MOSS-style).
 """
 
 from lrpkit.grading.course import GradingError, load_course

@@ -1,9 +1,11 @@
 """The grader's command line: ``python -m lrpkit.grading SUBMISSIONS --workers 2 --out grades``.
 
 ``python -m lrpkit.grading merge --out grades PART...`` joins the output folders of
-``--shard K/N`` runs. The command line says no rather than guess: options are never
-abbreviated, numbers are checked, files it is given must exist, and every error names what
-to do. The options come in groups (``parser``): each step of the workflow adds its own.
+``--shard K/N`` runs; ``python -m lrpkit.grading report grades`` writes the class report
+(report.html, similarity.csv) of an output folder again. The command line says no rather
+than guess: options are never abbreviated, numbers are checked, files it is given must
+exist, and every error names what to do. The options come in groups (``parser``): each step
+of the workflow adds its own.
 """
 
 import argparse
@@ -12,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 import lrpkit.grading
-from lrpkit.grading import coursefile
+from lrpkit.grading import classreport, coursefile
 from lrpkit.grading import secret as course_secret
 from lrpkit.grading.course import GradingError, load_course
 from lrpkit.grading.gradebook import Layout
@@ -215,7 +217,8 @@ def parser():
     parser = argparse.ArgumentParser(
         prog="python -m lrpkit.grading",
         description=lrpkit.grading.__doc__.split("\n")[0],
-        epilog="python -m lrpkit.grading merge --help: joining the folders of --shard runs",
+        epilog="python -m lrpkit.grading merge --help: joining the folders of --shard runs; "
+        "python -m lrpkit.grading report --help: the class report of an output folder",
         allow_abbrev=False,
     )
     parser.add_argument(
@@ -257,8 +260,39 @@ def main_merge(argv):
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"{rows} submissions from {len(args.parts)} shards: {args.out / 'grades.csv'}")
+    print(f"class report: {args.out / classreport.REPORT}")
     for line in summary.lines(args.out):
         print(line)
+    return 0
+
+
+def report_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m lrpkit.grading report",
+        description="write the class report (report.html) and similarity.csv of an output "
+        "folder again, from its grades.csv, results.jsonl and code.jsonl (every grading run "
+        "and merge writes them too)",
+        allow_abbrev=False,
+    )
+    parser.add_argument("folder", type=Path, help="a grading run's output folder (--out)")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=ROOT,
+        help="kit whose exercise notebooks the students started from: their given lines are "
+        "never counted as similar (default: this one)",
+    )
+    return parser
+
+
+def main_report(argv):
+    args = report_parser().parse_args(argv)
+    try:
+        path = classreport.write_report(args.folder, args.root)
+    except classreport.ReportError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"class report: {path}; pairs of similar code: {args.folder / classreport.SIMILARITY}")
     return 0
 
 
@@ -274,6 +308,8 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["merge"]:
         return main_merge(argv[1:])
+    if argv[:1] == ["report"]:
+        return main_report(argv[1:])
     command = parser()
     args = command.parse_args(argv)
     if args.only and (args.shard or args.resume):
@@ -326,6 +362,7 @@ def main(argv=None):
     counts = Counter(result.status for result in results)
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     print(f"{len(results)} submissions ({summary}): {args.out / 'grades.csv'}")
+    print(f"class report: {args.out / classreport.REPORT}")
     for line in folder.summary.lines(args.out):
         print(line)
     unknown = sorted(set(times or ()) - {result.student for result in results})

@@ -38,6 +38,7 @@ class Role:
 
     kind: str  # "prelude", "student", "guard" (before a check) or "check"
     label: str = ""  # a student cell's label, for feedback
+    excerpt: str = ""  # a student cell's first lines (CodeCell.first_lines), for feedback
     check: Check | None = None  # the check of a guard or check cell
 
 
@@ -111,7 +112,7 @@ def graded_notebook(
             continue
         keep = ["nbval-skip"] if "nbval-skip" in cell.tags else []
         cells.append(new(cell.source, metadata={"tags": [IGNORE_OUTPUT, *keep]}))
-        roles.append(Role("student", label=cell.label))
+        roles.append(Role("student", label=cell.label, excerpt=cell.first_lines()))
     for number, check in enumerate(checks, 1):
         cells.append(new(guard_cell(sandbox, check, config, modules), metadata=ignore))
         roles.append(Role("guard", check=check))

@@ -3,9 +3,11 @@
 Grading into a folder that holds an earlier run updates it rather than replacing it: a
 student graded now gets their new row once their result is in (until then, and when the run
 is interrupted, their earlier row stays), every other row stays byte for byte, and so do
-their lines of configs.jsonl and their feedback files. Feedback files that belong to no row
-are removed. The earlier run must have the same columns and points possible (the same course
-settings); otherwise grading refuses to start, so that no folder ever mixes two scales.
+their lines of configs.jsonl, results.jsonl and code.jsonl (lrpkit.grading.details) and their
+feedback files (``feedback/<name>.md`` and the page ``feedback/<name>.html``). Feedback files
+that belong to no row are removed. The earlier run must have the same columns and points
+possible (the same course settings); otherwise grading refuses to start, so that no folder
+ever mixes two scales.
 
 ``configs.jsonl`` holds one JSON object per line, ``{"student": id, "config": {...}}``: the
 hidden configuration each student was graded on, which ``--configs`` and ``--only`` re-grade
@@ -17,9 +19,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lrpkit.grading import lms
+from lrpkit.grading import details, lms
+from lrpkit.grading.details import CODE, RESULTS, DetailsError
+from lrpkit.grading.feedbackpage import feedback_page
 from lrpkit.grading.gradebook import Layout
-from lrpkit.grading.report import FEEDBACK, write_atomic
+from lrpkit.grading.report import FEEDBACK, feedback, feedback_name, page_name, write_atomic
 from lrpkit.grading.tables import TableError, read_csv, write_csv
 
 GRADES = "grades.csv"
@@ -84,6 +88,8 @@ class Earlier:
 
     rows: dict = field(default_factory=dict)  # {student: grades.csv row}
     configs: dict = field(default_factory=dict)  # {student: Config JSON text}
+    results: dict = field(default_factory=dict)  # {student: results.jsonl line}
+    code: dict = field(default_factory=dict)  # {student: code.jsonl line}
 
 
 @dataclass
@@ -145,7 +151,12 @@ class OutputFolder:
                 "one away), so that no grades.csv mixes two scales"
             )
         configs = read_configs(self.out / CONFIGS) if (self.out / CONFIGS).exists() else {}
-        return Earlier({row["student"]: row for row in rows}, configs)
+        try:
+            results = details.read_lines(self.out / RESULTS)
+            code = details.read_lines(self.out / CODE)
+        except DetailsError as error:
+            raise OutputError(f"{error}: grade into another --out folder") from None
+        return Earlier({row["student"]: row for row in rows}, configs, results, code)
 
     def combined(self, rows):
         """{student: row}: the earlier rows, with this run's where they hold a result (a
@@ -156,38 +167,60 @@ class OutputFolder:
                 combined[student] = row
         return combined
 
-    def save(self, rows, configs):
-        """Write grades.csv, configs.jsonl, canvas.csv and moodle.csv for this run's
-        {student: row} and {student: Config JSON text}, with the earlier run's kept."""
+    def save(self, rows, configs, results=None):
+        """Write grades.csv, configs.jsonl, results.jsonl, canvas.csv and moodle.csv for this
+        run's {student: row}, {student: Config JSON text} and {student: results.jsonl line},
+        with the earlier run's kept."""
         combined = self.combined(rows)
         ordered = [combined[student] for student in sorted(combined)]
         write_csv(self.out / GRADES, self.layout.fields, [self.layout.possible, *ordered])
         everyone = {**self.earlier.configs, **{s: c for s, c in configs.items() if c}}
         write_atomic(self.out / CONFIGS, configs_text(everyone))
+        now = {s for s, row in rows.items() if combined[s] is row}
+        results = results or {}
+        lines = {**self.earlier.results, **{s: results[s] for s in now if s in results}}
+        lines = {s: line for s, line in lines.items() if s in combined}
+        write_atomic(self.out / RESULTS, details.jsonl_text(lines))
         write_csv(
             self.out / CANVAS, *lms.canvas_table(ordered, self.layout.maximum, self.canvas_column)
         )
         fields, table, left_out = lms.moodle_table(ordered)
         write_csv(self.out / MOODLE, fields, table)
-        now = {s for s, row in rows.items() if combined[s] is row}
         self.summary.new = len(now - set(self.earlier.rows))
         self.summary.updated = len(now & set(self.earlier.rows))
         self.summary.kept = len(set(self.earlier.rows) - now)
         self.summary.moodle_left_out = left_out
         return combined
 
+    def save_code(self, code):
+        """Write code.jsonl: this run's {student: code.jsonl line, or None for a submission
+        without code}, the earlier lines of everyone else kept."""
+        lines = {s: line for s, line in self.earlier.code.items() if s not in code}
+        lines.update({s: line for s, line in code.items() if line is not None})
+        write_atomic(self.out / CODE, details.jsonl_text(lines))
+
     def remove_stale_feedback(self, combined):
-        """Remove the feedback files that no row names (students no longer in the folder, or
-        names of an older kit version)."""
+        """Remove the feedback files and pages that no row names (students no longer in the
+        folder, or names of an older kit version)."""
         wanted = {row["feedback"] for row in combined.values() if row["feedback"]}
+        wanted |= {page_name(name) for name in wanted}
         folder = self.out / FEEDBACK
         if not folder.is_dir():
             return []
         removed = []
         for path in sorted(folder.iterdir()):
             name = f"{FEEDBACK}/{path.name}"
-            if path.suffix == ".md" and name not in wanted and not path.is_dir():
+            if path.suffix in (".md", ".html") and name not in wanted and not path.is_dir():
                 path.unlink()
                 removed.append(path.name)
         self.summary.removed = removed
         return removed
+
+
+def write_feedback(out, result, course):
+    """Write one student's feedback file and page; returns the file's path relative to
+    ``out`` (the page has the same name, ending in .html: report.page_name)."""
+    relative = f"{FEEDBACK}/{feedback_name(result.student)}"
+    write_atomic(Path(out) / relative, feedback(result, course))
+    write_atomic(Path(out) / page_name(relative), feedback_page(result, course))
+    return relative

@@ -4,9 +4,11 @@
 ``workers`` at once while a ``Watch`` restores any change to the protected files after each
 run, grades again one at a time the runs that changed their sandbox or overlapped a change
 (marking ``tampered`` those that still change something when run alone), and writes the
-output folder (lrpkit.grading.outputs: grades.csv, configs.jsonl, canvas.csv, moodle.csv)
-and the student's feedback file after every result. An output folder with an earlier run
-is updated: only the rows of the students graded now change.
+output folder (lrpkit.grading.outputs: grades.csv, configs.jsonl, results.jsonl, canvas.csv,
+moodle.csv) and the student's feedback file and page after every result, the code it
+compares (code.jsonl) before any run, and the class report (classreport.py: report.html,
+similarity.csv) at the end. An output folder with an earlier run is updated: only the rows
+of the students graded now change.
 
 A failure stays with its submission: whatever the grader raises while reading, running,
 scoring or cleaning up one submission becomes that submission's row (status ``error`` with
@@ -22,6 +24,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
+from lrpkit.grading import classreport, details
 from lrpkit.grading import secret as course_secret
 from lrpkit.grading.course import GradingError, load_course
 from lrpkit.grading.files import remove_tree
@@ -29,10 +32,9 @@ from lrpkit.grading.gradebook import Layout
 from lrpkit.grading.hidden import HiddenChecks
 from lrpkit.grading.intake import collect
 from lrpkit.grading.matching import Exercises
-from lrpkit.grading.outputs import OutputFolder
+from lrpkit.grading.outputs import OutputFolder, write_feedback
 from lrpkit.grading.parts import lost_exercises
 from lrpkit.grading.protect import Watch, protected_paths
-from lrpkit.grading.report import write_feedback
 from lrpkit.grading.runner import (
     CELL_TIMEOUT,
     TIMEOUT,
@@ -56,17 +58,22 @@ class Gradebook:
         self.course = course
         self.lost = {}  # student -> {exercise: why its notebook cannot be used}
         self.feedback = {}  # key -> its feedback file, relative to the folder
+        self.lines = {}  # key -> its results.jsonl line
         self.combined = {}
         for sub in subs:
             lost = {} if sub.problem else lost_exercises(sub, course)
             if lost and set(lost) >= set(course.exercises):  # nothing left to run
                 sub.problem = "; ".join(lost.values())
             self.lost[sub.student] = lost
+        folder.save_code(
+            {s.student: None if s.problem else details.code_line(s.student, s.cells) for s in subs}
+        )
         self.results = [_first_result(sub) for sub in subs]
         for key, result in enumerate(self.results):
             if result.status != "pending":
                 self.results[key] = self.late(key, result)
                 self._write_feedback(key)
+                self.lines[key] = details.result_line(self.results[key])
 
     def gradable(self):
         """Keys (positions) of the submissions that can run."""
@@ -87,6 +94,7 @@ class Gradebook:
         self.results[key] = result = self.late(key, result)
         if result.status != "pending":
             self._write_feedback(key)
+        self.lines[key] = details.result_line(self.results[key])
         self.save()
 
     def _write_feedback(self, key):
@@ -106,7 +114,8 @@ class Gradebook:
             for key, (result, sub) in enumerate(zip(self.results, self.subs))
         }
         configs = {result.student: result.config for result in self.results}
-        self.combined = self.folder.save(rows, configs)
+        lines = {self.subs[key].student: line for key, line in self.lines.items()}
+        self.combined = self.folder.save(rows, configs, lines)
 
     def interrupt(self):
         """Grading stopped: the submissions still waiting stay pending, and say so."""
@@ -343,6 +352,12 @@ def grade(
         if own_workdir and not keep:
             _attempt("removing the grading folder", remove_tree, workdir)
         book.finish()
+    _attempt(
+        "writing the class report (python -m lrpkit.grading report)",
+        classreport.write_report,
+        out,
+        root,
+    )
     return book.sorted()
 
 

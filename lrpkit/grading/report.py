@@ -1,10 +1,12 @@
 """Feedback files, and writing any output atomically (instructors; students read the feedback).
 
-``feedback/<name>.md`` gives one student every check's verdict and hint, the errors in their
-own cells and any late penalty. Whatever comes from the student's code or files (exception
-texts, printed output, file names, ids) is shown as a markdown code span (``literal``), so it
-is never read as markup or HTML. Each student's file name is their own (``feedback_name``);
-grades.csv's ``feedback`` column says whose is which.
+``feedback/<name>.md`` gives one student every check's points, PASS or FAIL, diagnosis and
+hint, the errors in their own cells (quoted by the cells' first lines) and any late penalty;
+``feedback/<name>.html`` (feedbackpage.py) is the same as a page to open in a browser.
+Whatever comes from the student's code or files (exception texts, printed output, file names,
+ids) is shown as a markdown code span (``literal``) or code block (``quoted``), so it is never
+read as markup or HTML. Each student's file name is their own (``feedback_name``); grades.csv's
+``feedback`` column says whose is which (the markdown file; the page has the same stem).
 """
 
 import hashlib
@@ -34,6 +36,27 @@ def feedback_name(student):
     return f"{safe_name(student)[:80]}~{digest}.md"
 
 
+def page_name(feedback):
+    """The feedback page (``.html``) beside a feedback file (``feedback/<name>.md``)."""
+    return feedback.removesuffix(".md") + ".html"
+
+
+#: a verdict line's "PASS check_x:" or "FAIL check_x:" (the verdict is shown on its own)
+_VERDICT_WORD = re.compile(r"(?:PASS|FAIL)\b(?:\s+[\w.]+:)?\s*")
+_HINT = re.compile(r"[.;]?\s+hint:\s*", re.IGNORECASE)
+
+
+def diagnosis(text):
+    """(what, hint) of a verdict's text: the check's diagnosis without its leading PASS or
+    FAIL and check name, and the hint after "Hint:" ("" when there is none)."""
+    text = " ".join(str(text).split())
+    match = _VERDICT_WORD.match(text)
+    if match and match.end() < len(text):
+        text = text[match.end() :]
+    what, *hint = _HINT.split(text, maxsplit=1)
+    return what, (hint[0] if hint else "")
+
+
 def literal(text):
     """Text from a student's code or files as one markdown code span: shown as it is, never
     as markup, HTML or a new line of the feedback."""
@@ -45,22 +68,52 @@ def literal(text):
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
+def quoted(text, indent="  "):
+    """Lines from a student's cell as a fenced markdown code block (indented under a list
+    item): shown as they are, never as markup; no line can close the fence."""
+    text = str(text)
+    fence = "`" * max(3, max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    lines = [fence, *text.splitlines(), fence]
+    return "\n".join(f"{indent}{line}".rstrip() for line in lines)
+
+
+def function_of(check):
+    """The check function a check calls (``check_conv``), from its key ``ex4.check_conv``."""
+    return check.key.split(".", 1)[1] if "." in check.key else ""
+
+
+def check_title(check):
+    """How the feedback names a check: ``ex4 check 1, check_conv``."""
+    function = function_of(check)
+    return f"{check.name}, {function}" if function else check.name
+
+
+def notebook_of(note):
+    """The notebook a note's cell is in (its label is "<notebook> code cell <n>")."""
+    return note.cell.rsplit(" code cell ", 1)[0]
+
+
 def number(value):
     """Points as the outputs show them: rounded to 2 decimals, without trailing zeros."""
     text = f"{round(float(value), 2) + 0.0:.2f}".rstrip("0").rstrip(".")
     return "0" if text in ("-0", "") else text
 
 
+def maxima(course):
+    """({exercise: its points}, the maximum of the course without its bonus exercises)."""
+    found = {}
+    for check in course.checks:
+        found[check.exercise] = found.get(check.exercise, 0.0) + check.points
+    return found, sum(p for e, p in found.items() if e not in course.bonus)
+
+
 def feedback(result, course):
     """The feedback file's text (markdown) for one student's result."""
-    maxima = {}
-    for check in course.checks:
-        maxima[check.exercise] = maxima.get(check.exercise, 0.0) + check.points
+    most, maximum = maxima(course)
     points = result.points or {}
-    maximum = sum(p for e, p in maxima.items() if e not in course.bonus)
     parts = [
         f"{course.title(e).split(':')[0]}{' (bonus)' * (e in course.bonus)}: "
-        f"{number(points.get(e, 0))}/{number(maxima[e])}"
+        f"{number(points.get(e, 0))}/{number(most[e])}"
         for e in course.exercises
     ]
     raw = result.raw or 0.0
@@ -82,10 +135,14 @@ def feedback(result, course):
             for v in mine:
                 verdict = "PASS" if v.passed else "FAIL"
                 share = number(v.check.points)
-                lines.append(f"- {v.check.name} ({share} P): {verdict} -- {literal(v.text)}")
+                what, hint = diagnosis(v.text)
+                line = f"- {check_title(v.check)} ({share} P): {verdict} -- {literal(what)}"
+                lines.append(line + (f". Hint: {literal(hint)}" if hint else ""))
     if result.notes:
-        lines += ["", "## Errors in your own code cells", ""]
-        lines += [f"- {literal(note)}" for note in result.notes[:20]]
+        lines += ["", "## Errors in your own code cells"]
+        for note in result.notes[:20]:
+            lines += ["", f"- In {literal(notebook_of(note))}, the cell that begins with", ""]
+            lines += [quoted(note.excerpt), "", f"  {literal(note.text)}"]
     return "\n".join(lines) + "\n"
 
 
@@ -101,10 +158,3 @@ def write_atomic(path, text):
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def write_feedback(out, result, course):
-    """Write one student's feedback file; returns its path relative to ``out``."""
-    relative = f"{FEEDBACK}/{feedback_name(result.student)}"
-    write_atomic(Path(out) / relative, feedback(result, course))
-    return relative

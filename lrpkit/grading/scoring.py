@@ -27,6 +27,19 @@ class Verdict:
     text: str
 
 
+@dataclass(frozen=True)
+class Note:
+    """A problem in one of the student's own cells: the cell's label (notebook and code cell
+    number), its first lines (how the student finds it), and what went wrong."""
+
+    cell: str
+    excerpt: str
+    text: str
+
+    def __str__(self):
+        return f"{self.cell}: {self.text}"
+
+
 def _zero(exercises=EXERCISES):
     return {exercise: 0.0 for exercise in exercises}
 
@@ -42,7 +55,7 @@ class Result:
     status: str  # graded, invalid, timeout, limit, tampered, error, pending
     reason: str
     verdicts: list = field(default_factory=list)  # [Verdict]
-    notes: list = field(default_factory=list)  # problems in the student's own cells
+    notes: list = field(default_factory=list)  # [Note]: problems in the student's own cells
     seconds: float = 0.0
     sandbox: str = ""  # how the run was isolated: "bubblewrap, seccomp[, cgroup v1]", "none..."
     config: str = ""  # the hidden configuration's JSON: all a re-grade needs
@@ -218,10 +231,12 @@ def score(student, run, cell_timeout, hidden=None, lost=None, checks=None):
     for number, role in enumerate(run.roles):
         record = run.records.get(number)
         if role.kind == "student" and record and record.get("error"):
-            notes.append(f"{role.label}: {_record_hint(record, cell_timeout, run.limits)}")
+            text = _record_hint(record, cell_timeout, run.limits)
+            notes.append(Note(role.label, role.excerpt, text))
         elif role.kind == "student" and record and record.get("outcome") == "failed":
             # no error output: nbval stopped the cell (time-out) or lost the kernel
-            notes.append(f"{role.label}: {hint('', '', record.get('message', ''), cell_timeout)}")
+            text = hint("", "", record.get("message", ""), cell_timeout)
+            notes.append(Note(role.label, role.excerpt, text))
         elif role.kind == "guard":
             guard = record
         elif role.kind == "check":

@@ -4,8 +4,9 @@ A submission belongs to shard ``1 + sha256(student id) mod N``: every node compu
 split from the same submissions folder, whatever order it lists them in. Each shard's output
 folder gets a ``shard.json`` naming its part and its students; ``merge`` checks that the parts
 are one split, complete and without overlap, and writes the grades.csv one run would have
-written (rows sorted by student id), configs.jsonl, canvas.csv, moodle.csv and all feedback
-files; into a folder with an earlier run, it updates that run as grading does.
+written (rows sorted by student id), configs.jsonl, results.jsonl, code.jsonl, canvas.csv,
+moodle.csv, all feedback files and pages, and the class report over all parts (report.html,
+similarity.csv); into a folder with an earlier run, it updates that run as grading does.
 """
 
 import hashlib
@@ -13,9 +14,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from lrpkit.grading import classreport, details
 from lrpkit.grading.gradebook import Layout
 from lrpkit.grading.outputs import CANVAS, CONFIGS, GRADES, OutputError, OutputFolder, read_configs
-from lrpkit.grading.report import FEEDBACK, write_atomic
+from lrpkit.grading.report import FEEDBACK, page_name, write_atomic
 from lrpkit.grading.tables import read_csv
 
 MARKER = "shard.json"
@@ -67,6 +69,8 @@ class Part:
     rows: list  # grades.csv's student rows
     canvas_column: str
     configs: dict
+    results: dict  # {student: results.jsonl line}
+    code: dict  # {student: code.jsonl line}
 
 
 def _read_shard(folder):
@@ -76,13 +80,16 @@ def _read_shard(folder):
         layout, rows = Layout.read(*read_csv(folder / GRADES), f"{folder / GRADES}")
         canvas = read_csv(folder / CANVAS)[0]
         configs = read_configs(folder / CONFIGS) if (folder / CONFIGS).exists() else {}
+        results = details.read_lines(folder / details.RESULTS)
+        code = details.read_lines(folder / details.CODE)
     except (OSError, ValueError) as error:
         raise ShardError(f"{folder} is not a finished shard ({error})") from None
     if sorted(row["student"] for row in rows) != marker.get("students"):
         raise ShardError(f"{folder}: grades.csv does not hold exactly the shard's students")
     if any(row["status"] in ("pending", "") for row in rows):
         raise ShardError(f"{folder}: grading of this shard did not finish")
-    return Part(folder, marker, layout, rows, canvas[-1] if canvas else "", configs)
+    canvas = canvas[-1] if canvas else ""
+    return Part(folder, marker, layout, rows, canvas, configs, results, code)
 
 
 def _feedback_file(part, row):
@@ -111,14 +118,19 @@ def merge(folders, out):
         )
     if len({part.canvas_column for part in parts}) > 1:
         raise ShardError("the shards name the LMS assignment differently (the course file?)")
-    rows, configs, files = {}, {}, {}
+    rows, configs, results, code, files = {}, {}, {}, {}, {}
     for part in parts:
         for row in part.rows:
             if row["student"] in rows:
                 raise ShardError(f"{row['student']} is graded in two shards")
             rows[row["student"]] = row
             if row["feedback"]:
-                files[row["feedback"]] = _feedback_file(part, row)
+                files[row["feedback"]] = source = _feedback_file(part, row)
+                if source.with_suffix(".html").is_file():
+                    files[page_name(row["feedback"])] = source.with_suffix(".html")
+            if row["student"] in part.results:
+                results[row["student"]] = part.results[row["student"]]
+            code[row["student"]] = part.code.get(row["student"])
         configs.update(part.configs)
     try:
         folder = OutputFolder(out, parts[0].layout, parts[0].canvas_column)
@@ -126,6 +138,8 @@ def merge(folders, out):
         raise ShardError(str(error)) from None
     for name, source in sorted(files.items()):
         write_atomic(Path(out) / name, source.read_text(encoding="utf-8"))
-    combined = folder.save(rows, configs)
+    folder.save_code(code)
+    combined = folder.save(rows, configs, results)
     folder.remove_stale_feedback(combined)
+    classreport.write_report(out)
     return len(rows), folder.summary

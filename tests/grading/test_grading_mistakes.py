@@ -1,6 +1,7 @@
 """Typical mistakes graded with hidden configurations (the real course, the stand-in VGG-16).
 
-One submission per mistake, made from the solution notebooks by one edit: each loses points
+One submission per mistake, made from the solution notebooks by one edit (classcourse.py; they
+are graded with the rest of the class in conftest.class_run): each loses points
 on exactly the exercise it breaks, and its feedback names the mistake; a cheat that returns
 a shipped array or calls the kit's own code gets 0 on that check; the correct submission gets
 full marks; re-grading with the configurations recorded in grades.csv gives the same rows.
@@ -8,9 +9,9 @@ full marks; re-grading with the configurations recorded in grades.csv gives the 
 
 import shutil
 
-import nbformat
 import pytest
-from crafting import read_csv, real_course
+from classcourse import EX5, MISTAKES, SECRET, submit
+from crafting import read_csv
 
 from lrpkit.grading.course import ALL_EXERCISES, load_course
 from lrpkit.grading.outputs import read_configs
@@ -18,75 +19,13 @@ from lrpkit.grading.pipeline import grade
 from lrpkit.grading.runner import isolation
 from lrpkit.layout import SOLUTIONS
 
-SECRET = b"the course secret of the mistake tests"
-EX3, EX4, EX5 = "ex3_gradient_x_input.ipynb", "ex4_lrp.ipynb", "ex5_faithfulness.ipynb"
-GXI = "def gradient_x_input(model, X, c):"
-CONV = "class Conv(torch.nn.Module):"
-#: student -> (notebook, a line of the cell to edit, old text, new text, exercise broken,
-#: words the feedback must contain)
-MISTAKES = {
-    "stored-gxi": (
-        EX3, GXI, "return X * X.grad", "return torch.from_numpy(checks.stored()['gxi'])",
-        "ex3", "FAIL check_gradient_x_input",
-    ),
-    "callers-x": (
-        EX3, GXI, "X = X.detach().requires_grad_(True)", "X.requires_grad_(True)",
-        "ex3", "requires_grad",
-    ),
-    "global-class": (EX3, GXI, "[0, c]", "[0, c1]", "ex3", "class"),
-    "gradient-only": (EX3, GXI, "return X * X.grad", "return X.grad", "ex3", "gradient alone"),
-    "float32": (
-        EX3, GXI, "X = X.detach().requires_grad_(True)",
-        "X = X.detach().float().requires_grad_(True)", "ex3", "(model, X, c)",
-    ),
-    "gamma-negative": (
-        EX4, CONV, "p + gamma * p.clamp(min=0)", "p + gamma * p", "ex4", "negative weights",
-    ),
-    "not-detached": (
-        EX4, CONV, "return zp * (z / zp).detach()", "return zp * (z / zp)", "ex4", "detach",
-    ),
-    "reversed-gammas": (
-        EX4, "lrpmodel = utils.load_vgg16()", "10 ** (-0.0))", "10 ** (-2.0))", "ex4",
-        "behaves like LRP-gamma with gamma 0.01",
-    ),
-    "no-bounds": (
-        EX4, "def lrp_relevance(", "return X * X.grad + L * L.grad + H * H.grad",
-        "return X * X.grad", "ex4", "L * L.grad",
-    ),
-    "kit-relevance": (
-        EX4, "def lrp_relevance(", "return X * X.grad + L * L.grad + H * H.grad",
-        "return checks.observe.relevance(lrpmodel, X, c)", "ex4", "kit's own observe.py",
-    ),
-}  # fmt: skip
-
-
-def edited(name, marker, old, new):
-    nb = nbformat.read(SOLUTIONS / name, as_version=4)
-    cells = [c for c in nb.cells if c.cell_type == "code" and marker in c.source]
-    assert len(cells) == 1 and old in cells[0].source, (name, marker, old)
-    cells[0].source = cells[0].source.replace(old, new)
-    return nbformat.writes(nb)
-
-
-def submit(folder, student, ex3=None, ex4=None):
-    (folder / student).mkdir(parents=True)
-    for name, text in ((EX3, ex3), (EX4, ex4)):
-        text = text or (SOLUTIONS / name).read_text(encoding="utf-8")
-        (folder / student / name).write_text(text, encoding="utf-8")
-
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory, castle_file):
-    base = tmp_path_factory.mktemp("mistakes")
-    course = real_course(base / "course", castle_file)
-    subs = base / "submissions"
-    submit(subs, "correct")
-    for student, (name, marker, old, new, *_) in MISTAKES.items():
-        submit(subs, student, **{name[:3]: edited(name, marker, old, new)})
-    slip = edited(EX3, "import cv2", "bgr[..., ::-1]", "bgr[..., :-1]")
-    submit(subs, "channel-slip", ex3=slip)
+def graded(class_run):
+    """The class's run (conftest.class_run: the mistakes are graded with the rest of the
+    class), then two re-grades and a run with the bonus exercise."""
+    base, course, subs = class_run.base, class_run.course, class_run.submissions
     options = dict(workers=2, root=course, progress=False)
-    grade(subs, base / "out", secret=SECRET, **options)
     # re-grade two submissions on their recorded configurations, with another secret
     again = base / "again"
     for student in ("correct", "reversed-gammas"):

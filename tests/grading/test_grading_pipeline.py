@@ -13,6 +13,7 @@ from crafting import (
     CELL_TIMEOUT,
     ROOT,
     TIMEOUT,
+    WRONG_GXI,
     read_csv,
     real_course,
     submissions,
@@ -20,11 +21,12 @@ from crafting import (
     write_submissions,
 )
 
-from lrpkit.grading import bench, tables
+from lrpkit.grading import bench, details, tables
 from lrpkit.grading.course import load_checks, load_course
 from lrpkit.grading.gradebook import Layout
+from lrpkit.grading.pages import esc, href
 from lrpkit.grading.pipeline import grade
-from lrpkit.grading.report import literal
+from lrpkit.grading.report import literal, page_name
 from lrpkit.grading.runner import isolation
 
 # ---------------------------------------------------------------------------
@@ -91,12 +93,27 @@ def test_one_row_per_submission_with_all_columns(graded):
     assert not list(graded["out"].glob(".*tmp")), "a temporary file of the atomic write is left"
 
 
-def test_feedback_file_per_student(graded):
+def test_feedback_file_and_page_per_student(graded):
     for name, row in graded["rows"].items():
         text = (graded["out"] / row["feedback"]).read_text()
         assert text.startswith(f"# Feedback for {literal(name)}")
+        page = (graded["out"] / page_name(row["feedback"])).read_text()
+        assert f"<h1>Feedback for <code>{esc(name)}</code></h1>" in page
     files = sorted(p.name for p in (graded["out"] / "feedback").iterdir())
-    assert files == sorted(Path(row["feedback"]).name for row in graded["rows"].values())
+    names = [Path(row["feedback"]).name for row in graded["rows"].values()]
+    assert files == sorted([*names, *(Path(page_name(name)).name for name in names)])
+
+
+def test_the_run_writes_the_class_report_and_what_it_is_made_from(graded):
+    out, rows = graded["out"], graded["rows"]
+    assert set(details.read_results(out / "results.jsonl")) == set(rows)
+    code = details.read_code(out / "code.jsonl")
+    assert set(code) == {s for s, row in rows.items() if row["status"] != "invalid"}
+    assert code["wrong3"][1] == ("wrong3.ipynb code cell 2", WRONG_GXI[1])
+    report = (out / "report.html").read_text()
+    for name, row in rows.items():
+        assert f'href="{href(page_name(row["feedback"]))}"' in report, name
+    assert (out / "similarity.csv").read_text().startswith("student_a,student_b,score,")
 
 
 def test_correct_submissions_get_full_points(graded):
@@ -105,8 +122,9 @@ def test_correct_submissions_get_full_points(graded):
         assert (r["ex3"], r["ex4"], r["total"], r["status"]) == ("25", "25", "50", "graded"), r
         assert r["reason"] == "all checks passed"
     text = (graded["out"] / "feedback" / "good.md").read_text()
-    assert "ex3 check 1 (25 P): PASS -- `PASS gradient_x_input" in text
-    assert text.count("(12.5 P): PASS") == 2
+    key = "ex3 check 1, check_gradient_x_input"
+    assert f"{key} (25 P): PASS -- `R equals the reference`" in text
+    assert text.count("(12.5 P): PASS") == 2 and text.count("PASS") == 3
 
 
 def test_only_exercise_3_right(graded):
@@ -120,7 +138,9 @@ def test_wrong_values_get_the_checks_hint(graded):
     assert (r["ex3"], r["ex4"]) == ("0", "25")
     assert "hint: multiply the gradient by the input" in r["reason"]
     text = (graded["out"] / "feedback" / "wrong3.md").read_text()
-    assert "FAIL -- `FAIL gradient_x_input: wrong values" in text
+    key = "ex3 check 1, check_gradient_x_input"
+    assert f"{key} (25 P): FAIL -- `wrong values`. Hint: `multiply the gradient" in text
+    assert text.count("FAIL") == 1
 
 
 @pytest.mark.parametrize(
@@ -268,8 +288,9 @@ def test_real_exercises_are_graded_with_the_stand_in(real):
 @pytest.mark.slow
 def test_real_feedback_gives_each_checks_verdict(real):
     text = (real["out"] / "feedback" / "only301.md").read_text()
-    assert "PASS check_gradient_x_input" in text
-    assert "FAIL check_conv" in text and "NotImplementedError" in text
+    assert "ex3 check 1, check_gradient_x_input (25 P): PASS -- `gradient_x_input matches" in text
+    assert "ex4 check 1, check_conv (8.33 P): FAIL -- `Conv(conv, gamma) raised" in text
+    assert text.count("FAIL") == 3 and text.count("PASS") == 1
     n_checks = len(load_checks(ROOT / "notebooks" / "solutions"))
     assert text.count("- ex3 check") + text.count("- ex4 check") == n_checks
 

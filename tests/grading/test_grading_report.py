@@ -1,13 +1,25 @@
-"""Feedback files (lrpkit.grading.report): atomic writes, names of their own, escaped text."""
+"""Feedback files and pages (lrpkit.grading.report, feedbackpage): atomic writes, names of
+their own, PASS or FAIL once with the diagnosis and hint, escaped text."""
 
 import re
+from html.parser import HTMLParser
 
 import pytest
 
 from lrpkit.grading.course import Check, Course
+from lrpkit.grading.feedbackpage import feedback_page
 from lrpkit.grading.late import Late
-from lrpkit.grading.report import feedback, feedback_name, literal, number, write_atomic
-from lrpkit.grading.scoring import Result, Verdict
+from lrpkit.grading.report import (
+    diagnosis,
+    feedback,
+    feedback_name,
+    literal,
+    number,
+    page_name,
+    quoted,
+    write_atomic,
+)
+from lrpkit.grading.scoring import Note, Result, Verdict
 
 EX3 = Check("ex3", 1, "ex3.ipynb", "checks.check_gradient_x_input(f)", (), 25.0, "ex3.x")
 EX4 = [
@@ -58,31 +70,110 @@ def test_numbers():
     ]
 
 
-def test_feedback():
-    result = Result(
+def test_diagnosis_takes_the_verdict_word_and_check_name_off_and_splits_the_hint():
+    text = "FAIL check_conv: the weights are wrong. Hint: gamma only on positive weights"
+    assert diagnosis(text) == ("the weights are wrong", "gamma only on positive weights")
+    assert diagnosis("PASS check_conv: matches (1e-06)") == ("matches (1e-06)", "")
+    assert diagnosis("FAIL Conv: pW is wrong; hint: gamma on W+") == ("pW is wrong", "gamma on W+")
+    assert diagnosis("FAIL gradient_x_input raised ValueError: no") == (
+        "gradient_x_input raised ValueError: no",
+        "",
+    )
+    assert diagnosis("not graded: x.ipynb is empty") == ("not graded: x.ipynb is empty", "")
+    assert diagnosis("FAILED to\nstart") == ("FAILED to start", "")
+    assert diagnosis("PASS") == ("PASS", "")
+
+
+@pytest.mark.parametrize("text", ["1 / 0", "```\nx\n```", "````", "<b>x</b>\n# y"])
+def test_cells_are_quoted_in_a_fence_no_line_closes(text):
+    block = quoted(text).split("\n")
+    fence = block[0].strip()
+    assert set(fence) == {"`"} and len(fence) >= 3 and block[-1].strip() == fence
+    assert all(not line.strip().startswith(fence) for line in block[1:-1])
+    assert [line[2:] for line in block[1:-1]] == text.splitlines()
+
+
+NOTE = Note("ex4_lrp.ipynb code cell 2", "# divide\nx = 1 / 0", "ZeroDivisionError: by zero")
+
+
+def bob():
+    return Result(
         "bob",
         {"ex3": 25.0, "ex4": 25 / 3},
         "graded",
         "ex4 check 2: FAIL",
-        [Verdict(EX3, True, "PASS fine"), Verdict(EX4[1], False, "FAIL check_conv: <b>wrong</b>")],
-        ["ex4_lrp.ipynb code cell 2: ZeroDivisionError: division by zero"],
+        [
+            Verdict(EX3, True, "PASS fine"),
+            Verdict(EX4[1], False, "FAIL check_conv: <b>wrong</b>. Hint: use `clamp`"),
+        ],
+        [NOTE],
         late=Late(None, "1 d 2 h", 10.0, "1 d 2 h late; -10% (1 started day x 10%)"),
     )
-    assert feedback(result, COURSE) == (
+
+
+def test_feedback():
+    assert feedback(bob(), COURSE) == (
         "# Feedback for `bob`\n\n"
         "Exercise 3: 25/25 | Exercise 4: 8.33/25 | Total: 33.33/50\n\n"
         "Late: 1 d 2 h late; -10% (1 started day x 10%)\n\n"
         "Total after the late penalty: 30/50\n\n"
         "Status: graded\n\n"
         "## Exercise 3\n\n"
-        "- ex3 check 1 (25 P): PASS -- `PASS fine`\n\n"
+        "- ex3 check 1, x (25 P): PASS -- `fine`\n\n"
         "## Exercise 4\n\n"
-        "- ex4 check 2 (8.33 P): FAIL -- `FAIL check_conv: <b>wrong</b>`\n\n"
+        "- ex4 check 2, c2 (8.33 P): FAIL -- `<b>wrong</b>`. Hint: `` use `clamp` ``\n\n"
         "## Errors in your own code cells\n\n"
-        "- `ex4_lrp.ipynb code cell 2: ZeroDivisionError: division by zero`\n"
+        "- In `ex4_lrp.ipynb`, the cell that begins with\n\n"
+        "  ```\n  # divide\n  x = 1 / 0\n  ```\n\n"
+        "  `ZeroDivisionError: by zero`\n"
     )
     rejected = Result("=1+1", {}, "invalid", "x.ipynb is empty")
     assert feedback(rejected, COURSE).startswith(
         "# Feedback for `=1+1`\n\nExercise 3: 0/25 | Exercise 4: 0/25 | Total: 0/50\n\n"
         "Status: invalid (`x.ipynb is empty`)\n"
     )
+
+
+class Elements(HTMLParser):
+    """Tags, and the text inside each element with a class."""
+
+    def __init__(self, text):
+        super().__init__()
+        self.tags, self.texts, self.open = [], {}, []
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        if tag not in ("meta", "br"):
+            self.open.append(dict(attrs).get("class", ""))
+
+    def handle_endtag(self, tag):
+        self.open.pop()
+
+    def handle_data(self, data):
+        for cls in self.open:
+            if cls:
+                self.texts.setdefault(cls, []).append(data)
+
+
+def test_the_feedback_page_shows_the_same_facts_escaped():
+    result = bob()
+    result.student = "<img src=x onerror=alert(1)>"
+    result.notes = [Note("<b>nb</b>.ipynb code cell 1", "</pre><script>x()</script>", "<i>e</i>")]
+    page = feedback_page(result, COURSE)
+    assert "<script" not in page and "<img" not in page and "<b>" not in page
+    assert "&lt;script&gt;x()&lt;/script&gt;" in page and "&lt;b&gt;wrong&lt;/b&gt;" in page
+    assert page.startswith("<!DOCTYPE html>") and "http" not in page
+    found = Elements(page)
+    assert found.tags.count("table") == 3 and found.open == []  # points, ex3, ex4; all closed
+    assert found.texts["badge pass"] == ["PASS"] and found.texts["badge fail"] == ["FAIL"]
+    assert found.texts["diagnosis"] == ["fine", "<b>wrong</b>"]
+    assert found.texts["hint"] == ["use `clamp`"]  # the passed check has none
+    assert found.texts["excerpt"] == ["</pre><script>x()</script>"]
+    assert "code cell" not in "".join(found.texts["note"])
+    assert "30" in "".join(found.texts.get("num", []))  # after the late penalty
+
+
+def test_a_page_has_the_feedback_files_name_with_html():
+    assert page_name("feedback/ann.md") == "feedback/ann.html"
+    assert page_name("feedback/Ann~3f2a9c01b7d4.md") == "feedback/Ann~3f2a9c01b7d4.html"

@@ -73,7 +73,8 @@ class Listener:
 
 def attacks(sentinel, port, outside):
     """{student: cells} of the adversarial submissions (each also holds a correct ex3/ex4)."""
-    leak = f"raise RuntimeError({LEAK!r} + {{}})"
+    # the marker in two halves: feedback quotes a failing cell's first lines, never the marker
+    leak = f"raise RuntimeError({LEAK[:4]!r} + {LEAK[4:]!r} + {{}})"
     read_secret = (
         "from pathlib import Path\n"
         f"text = Path({str(sentinel)!r}).read_text()\n" + leak.format("text")

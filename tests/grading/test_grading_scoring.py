@@ -3,7 +3,7 @@
 from lrpkit.grading.course import Check
 from lrpkit.grading.notebook import Role
 from lrpkit.grading.runner import Run
-from lrpkit.grading.scoring import Result, hint, score
+from lrpkit.grading.scoring import Note, Result, hint, score
 from lrpkit.grading.submissions import Submission
 
 EX3 = Check(
@@ -18,7 +18,7 @@ EX3 = Check(
 EX4 = Check("ex4", 1, "ex4.ipynb", "checks.check_conv(Conv)", (), 25.0, "ex4.check_conv")
 ROLES = [
     Role("prelude"),
-    Role("student", label="ex3.ipynb code cell 1"),
+    Role("student", label="ex3.ipynb code cell 1", excerpt="R = f(X)"),
     Role("guard", check=EX3),
     Role("check", check=EX3),
     Role("guard", check=EX4),
@@ -52,10 +52,11 @@ def test_a_check_earns_its_points_only_after_a_clean_guard():
         "notebook with exactly this name (renamed, missing, or its cell failed?); ex4 check 1: "
         "not graded: the grader could not reset the kernel before this check"
     )
+    what = "`X` is not defined: define it in your notebook with exactly this name (renamed, "
     assert result.notes == [
-        "ex3.ipynb code cell 1: `X` is not defined: define it in your notebook with exactly "
-        "this name (renamed, missing, or its cell failed?)"
+        Note("ex3.ipynb code cell 1", "R = f(X)", what + "missing, or its cell failed?)")
     ]
+    assert str(result.notes[0]).startswith("ex3.ipynb code cell 1: `X` is not defined")
 
 
 def test_a_thread_left_running_is_named_by_the_guard():

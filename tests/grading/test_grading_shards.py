@@ -14,7 +14,7 @@ from crafting import (
     write_submissions,
 )
 
-from lrpkit.grading import cli
+from lrpkit.grading import cli, details
 from lrpkit.grading.course import load_course
 from lrpkit.grading.pipeline import grade
 from lrpkit.grading.shards import Shard, ShardError, merge
@@ -64,9 +64,20 @@ def test_three_shards_merged_give_the_grades_of_one_run(sharded):
     assert whole.count(b"\r\n") == 8  # header, points possible and six students
     names = sorted(p.name for p in (sharded / "whole" / "feedback").iterdir())
     assert sorted(p.name for p in (sharded / "merged" / "feedback").iterdir()) == names
+    assert len([name for name in names if name.endswith(".html")]) == 6
     for name in names:
         merged = (sharded / "merged" / "feedback" / name).read_text()
         assert merged == (sharded / "whole" / "feedback" / name).read_text()
+    # the class report over all parts (the seconds differ from the whole run's)
+    for name in ("code.jsonl", "similarity.csv"):
+        assert (sharded / "merged" / name).read_bytes() == (sharded / "whole" / name).read_bytes()
+    merged = details.read_results(sharded / "merged" / "results.jsonl")
+    whole = details.read_results(sharded / "whole" / "results.jsonl")
+    assert {s: {**r, "seconds": 0} for s, r in merged.items()} == {
+        s: {**r, "seconds": 0} for s, r in whole.items()
+    }
+    report = (sharded / "merged" / "report.html").read_text()
+    assert report.count('<a href="feedback/') >= 6 and 'id="submissions">6<' in report
 
 
 def test_merge_refuses_incomplete_or_overlapping_shards(sharded, tmp_path):

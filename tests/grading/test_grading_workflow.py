@@ -215,14 +215,15 @@ def regraded(graded, course):
     """After a complaint: 1002 hands in a corrected notebook, re-graded alone (--only); then a
     re-grade of 1001 interrupted; a stale feedback file lies in the folder."""
     out = course / "grades"
-    before = {name: (out / name).read_bytes() for name in ("grades.csv", "configs.jsonl")}
+    files = ("grades.csv", "configs.jsonl", "results.jsonl", "code.jsonl")
+    before = {name: (out / name).read_bytes() for name in files}
     feedback = {p.name: p.read_bytes() for p in (out / "feedback").iterdir()}
     (out / "feedback" / "left-behind.md").write_text("a student no longer in the class")
     (course / "subs" / "1002.ipynb").write_bytes(nb_bytes(good_cells()))
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(cli, "collect", with_intake(cli.collect))
         code = run(course, "--only", "1002")
-        after = {name: (out / name).read_bytes() for name in ("grades.csv", "configs.jsonl")}
+        after = {name: (out / name).read_bytes() for name in files}
         patch.setattr(pipeline, "Grader", Interrupting)
         stopped = run(course, "--only", "1001")
     return {
@@ -247,8 +248,14 @@ def test_regrading_one_student_changes_that_row_only(regraded, course):
     names = sorted(p.name for p in (course / "grades" / "feedback").iterdir())
     assert names == sorted(regraded["feedback"]), "the stale feedback file is removed"
     for name, data in regraded["feedback"].items():
-        if name != "1002.md":
+        if name not in ("1002.md", "1002.html"):
             assert (course / "grades" / "feedback" / name).read_bytes() == data, name
+    for name in ("results.jsonl", "code.jsonl"):  # 1002's line changes, no other
+        before = regraded["before"][name].splitlines()
+        after = regraded["after"][name].splitlines()
+        changed = [(a, b) for a, b in zip(before, after) if a != b]
+        assert len(before) == len(after) and len(changed) == 1, name
+        assert changed[0][1].startswith(b'{"') and b'"student": "1002"' in changed[0][1]
 
 
 def test_an_interrupted_regrade_keeps_the_earlier_row(regraded):
