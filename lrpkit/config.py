@@ -248,57 +248,126 @@ def grading_input(config=None):
     return crop(_X(), config or Config.public()).double().contiguous()
 
 
+# ---------------------------------------------------------------------------
+# the checks' VGG-16: made once per kernel, as much of it as 32-63 pixel crops need
+# ---------------------------------------------------------------------------
+
+
+class OnePixel(torch.nn.Module):
+    """VGG-16 for inputs of 32-63 pixels, the checks' crops: there its features end in one
+    pixel, which avgpool copies to all 7 x 7 positions, so the first dense layer acts
+    through its weights summed over those positions. The same function (to rounding) with 49
+    times fewer weights and multiply-adds in that layer (4096 x 512 instead of 4096 x 25088).
+    ``OnePixel(model)`` shares model's convolutions; ``one_pixel_model`` builds one from
+    weights."""
+
+    def __init__(self, model):
+        super().__init__()
+        first = model.classifier[0]
+        with torch.device(first.weight.device):
+            dense = torch.nn.Linear(first.in_features // 49, first.out_features)
+        dense = dense.to(first.weight.dtype)
+        with torch.no_grad():
+            dense.weight.copy_(first.weight.reshape(first.out_features, -1, 49).sum(2))
+            dense.bias.copy_(first.bias)
+        self.features = model.features
+        self.avgpool = torch.nn.Identity()
+        self.classifier = torch.nn.Sequential(dense, *model.classifier[1:])
+        self.requires_grad_(False).eval()
+
+    def forward(self, x):
+        a = self.features(x)
+        if a.shape[-2:] != (1, 1):
+            raise ValueError(
+                f"the checks' VGG-16 takes inputs of 32-63 pixels (the crop the check gives "
+                f"your code), got {tuple(getattr(x, 'shape', ()))}: use the X you are given"
+            )
+        return self.classifier(torch.flatten(a, 1))
+
+
+def one_pixel_state(state, dtype=torch.float64):
+    """VGG-16's weights (a state dict, any dtype) as OnePixel's, in dtype: the first dense
+    layer's weights summed over the 7 x 7 positions, 256 rows at a time (no dtype copy of
+    the whole 400 MB layer); tensors already in dtype are kept, not copied."""
+    reduced = {}
+    for name, value in state.items():
+        if name == "classifier.0.weight":
+            w = value.reshape(value.shape[0], -1, 49)
+            rows = [w[i : i + 256].to(dtype).sum(2) for i in range(0, len(w), 256)]
+            reduced[name] = torch.cat(rows)
+        else:
+            reduced[name] = value.to(dtype)
+    return reduced
+
+
+def one_pixel_model(state):
+    """OnePixel with the weights of one_pixel_state(state), frozen, in eval mode."""
+    model = OnePixel(utils._empty_vgg16())
+    model.load_state_dict(one_pixel_state(state), assign=True)
+    return model.requires_grad_(False).eval()
+
+
 def _sample(model):
     return torch.cat([p.detach().reshape(-1)[::997].double() for p in model.parameters()])
 
 
 #: set by the grader's guard cell (never by students): a function returning the stand-in's
 #: weights in float64, converted once per grading run and memory-mapped, so no kernel
-#: converts 1.1 GB of weights and all of them share the pages.
+#: converts weights and all of them share the pages.
 STANDIN64 = None
 
 
 @functools.cache
 def _model():
-    """The grading model: the stand-in in float64, parameters frozen; a sample of its weights."""
+    """The checks' model: the stand-in in float64 as OnePixel (300 MB, not 1.1 GB), frozen,
+    made once per kernel; and a sample of its weights. Made from the stand-in weights that
+    utils shares with the notebook's models when the notebook uses the stand-in (checked by
+    their fingerprint; made anew when they were changed), else from new ones."""
     if STANDIN64 is not None:
-        model = utils._empty_vgg16()
-        model.load_state_dict(STANDIN64(), assign=True)
-        model = model.eval().requires_grad_(False)
-        return model, _sample(model)
-    model = standin()
-    if fingerprint(model.state_dict()) != _meta()["standin_fingerprint"]:
-        raise stale("The stand-in VGG-16 built here")
-    model = model.double().requires_grad_(False)
+        return _with_sample(one_pixel_model(STANDIN64()))
+    state = utils._WEIGHTS.get("standin")
+    if state is None or fingerprint(state) != _meta()["standin_fingerprint"]:
+        state = utils.standin_state_dict()
+        if fingerprint(state) != _meta()["standin_fingerprint"]:
+            raise stale("The stand-in VGG-16 built here")
+    return _with_sample(one_pixel_model(state))
+
+
+def _with_sample(model):
     return model, _sample(model)
 
 
 def grading_model():
-    """A fresh float64 stand-in: new modules and conv weights, shared dense weights (1 GB)."""
+    """The checks' model for one check: new modules around the parameters of the model made
+    once per kernel (_model), so hooks and replaced layers of one check do not reach the
+    next; weights changed in place by code under test are noticed, and the model made anew."""
     base, sample = _model()
     if any(p.dtype != torch.float64 for p in base.parameters()) or not torch.equal(
         _sample(base), sample
-    ):  # code under test changed the shared weights in place: start again
+    ):
         _model.cache_clear()
         base, sample = _model()
     for p in base.parameters():  # undo what a previous check's code may have switched on
         p.requires_grad_(False)
         p.grad = None
-    shared = {id(p): p for p in base.classifier.parameters()}
+    shared = {id(p): p for p in base.parameters()}
     return copy.deepcopy(base, memo=shared).eval()
 
 
 def gamma_model(model, gammas):
-    """model, changed in place: each convolution features[i] of gammas ({index: gamma}) keeps
-    its plain Conv2d but takes the weights w + gamma w+ and bias b + gamma b+. A different
-    network, not an LRP one: the model the checks hand lrp_relevance carries the
-    configuration's gamma per layer, so only a function that uses its lrpmodel argument
-    gets the expected relevance."""
+    """model with each convolution features[i] of gammas ({index: gamma}) replaced by a plain
+    Conv2d with the weights w + gamma w+ and bias b + gamma b+ (model.features changes; the
+    layers it held do not). A different network, not an LRP one: the model the checks hand
+    lrp_relevance carries the configuration's gamma per layer, so only a function that uses
+    its lrpmodel argument gets the expected relevance."""
     with torch.no_grad():
         for i, gamma in gammas.items():
             conv = model.features[i]
-            conv.weight.add_(gamma * conv.weight.clamp(min=0))
-            conv.bias.add_(gamma * conv.bias.clamp(min=0))
+            new = copy.deepcopy(conv, memo={id(p): p for p in conv.parameters()})
+            for name in ("weight", "bias"):
+                p = getattr(conv, name)
+                setattr(new, name, torch.nn.Parameter(p + gamma * p.clamp(min=0), False))
+            model.features[i] = new
     return model
 
 

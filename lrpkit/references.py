@@ -66,42 +66,21 @@ def zb_terms(model, X, c):
     return X.detach() * dX, L.detach() * dL, H.detach() * dH
 
 
-class OnePixel(torch.nn.Module):
-    """VGG-16 for inputs of 32-63 pixels, the drawn crops' sizes: there its features end in
-    one pixel, which avgpool copies to all 7 x 7 positions, so the first dense layer acts
-    through its weights summed over those positions. The same function (to rounding) with 49
-    times fewer multiply-adds in that layer, which otherwise costs most of the time on a crop."""
-
-    def __init__(self, model):
-        super().__init__()
-        first = model.classifier[0]
-        dense = torch.nn.Linear(first.in_features // 49, first.out_features)
-        dense = dense.to(first.weight.dtype)
-        with torch.no_grad():
-            dense.weight.copy_(first.weight.reshape(first.out_features, -1, 49).sum(2))
-            dense.bias.copy_(first.bias)
-        self.features = model.features
-        self.avgpool = torch.nn.Identity()
-        self.classifier = torch.nn.Sequential(dense, *model.classifier[1:])
-        self.requires_grad_(False).eval()
-
-    def forward(self, x):
-        a = self.features(x)
-        if a.shape[-2:] != (1, 1):
-            raise ValueError(f"OnePixel takes inputs of 32-63 pixels, got {tuple(x.shape)}")
-        return self.classifier(torch.flatten(a, 1))
+#: VGG-16 on 32-63 pixel crops with a reduced dense head (the checks' model is one too)
+OnePixel = cfg.OnePixel
 
 
 @functools.lru_cache(maxsize=1)
 def one_pixel(model):
-    """OnePixel(model), made once per model (a float64 VGG-16 whose weights stay as they are)."""
-    return OnePixel(model)
+    """OnePixel(model), made once per model (a float64 VGG-16 whose weights stay as they are);
+    model itself when it is a OnePixel already (the checks' model, config._model)."""
+    return model if isinstance(model, OnePixel) else OnePixel(model)
 
 
 def relevance_model(model, config):
-    """A copy of model (dense weights shared) with the config's gamma per layer in its
+    """model's modules anew around its parameters, with the config's gamma per layer in its
     convolutions' weights (config.gamma_model): the model the checks hand lrp_relevance."""
-    shared = {id(p): p for p in model.classifier.parameters()}
+    shared = {id(p): p for p in model.parameters()}
     return cfg.gamma_model(copy.deepcopy(model, memo=shared), config.layer_gammas())
 
 

@@ -245,12 +245,13 @@ def same_size():
 
 
 @pytest.mark.slow
-def test_expected_on_one_pixel_equals_expected_on_the_whole_model(monkeypatch, drawn):
-    """expected() runs VGG-16 as OnePixel on drawn crops (32-63 pixels): the same results as
-    the whole model, to float64 rounding."""
+def test_expected_on_one_pixel_equals_expected_on_the_whole_model(monkeypatch, drawn, standin64):
+    """expected() runs VGG-16 as OnePixel on drawn crops (32-63 pixels), like the checks'
+    model: the same results as the whole model, to float64 rounding."""
     config, exp = drawn
+    assert isinstance(checks._model()[0], references.OnePixel)
     monkeypatch.setattr(references, "one_pixel", lambda model: model)
-    whole = references.expected(config)
+    whole = references.expected(config, standin64)
     assert set(whole) == set(exp)
     for name, value in whole.items():
         if numpy.abs(value).sum():

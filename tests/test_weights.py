@@ -5,7 +5,9 @@ No real ImageNet weights are needed: the tests write VGG-16 weight files themsel
 monkeypatch utils.VGG16_SHA256 / utils.VGG16_URL to match them.
 """
 
+import contextlib
 import hashlib
+import io
 import os
 
 import pytest
@@ -255,3 +257,18 @@ def test_offline_error_names_both_remedies(offline, monkeypatch, value):
     assert "VGG16_WEIGHTS=/path/to/vgg16-397923af.pth" in message
     assert "VGG16_WEIGHTS=standin" in message
     assert utils.VGG16_URL in message
+
+
+def test_models_of_one_source_share_the_dense_weights_only(standin, monkeypatch):
+    """The weights are made once per session; a second model shares the dense layers' 495 MB
+    with the first, but has convolutions of its own (changing them leaves the first alone)."""
+    monkeypatch.setattr(utils, "standin_state_dict", lambda: pytest.fail("made again"))
+    with contextlib.redirect_stdout(io.StringIO()):
+        one, two = utils.load_vgg16("standin"), utils.load_vgg16("standin")
+    for p, q in zip(one.classifier.parameters(), two.classifier.parameters(), strict=True):
+        assert p.data_ptr() == q.data_ptr() and p is not q
+    with torch.no_grad():
+        two.features[0].weight.clamp_(min=0)
+    assert same_weights(one, standin.state_dict()) and not same_weights(two, standin.state_dict())
+    two.requires_grad_(False)
+    assert all(p.requires_grad for p in one.parameters())
