@@ -258,8 +258,7 @@ class OnePixel(torch.nn.Module):
     pixel, which avgpool copies to all 7 x 7 positions, so the first dense layer acts
     through its weights summed over those positions. The same function (to rounding) with 49
     times fewer weights and multiply-adds in that layer (4096 x 512 instead of 4096 x 25088).
-    ``OnePixel(model)`` shares model's convolutions; ``one_pixel_model`` builds one from
-    weights."""
+    ``OnePixel(model)`` shares model's layers; ``one_pixel_model`` builds one from weights."""
 
     def __init__(self, model):
         super().__init__()
@@ -285,30 +284,74 @@ class OnePixel(torch.nn.Module):
         return self.classifier(torch.flatten(a, 1))
 
 
-def one_pixel_state(state, dtype=torch.float64):
-    """VGG-16's weights (a state dict, any dtype) as OnePixel's, in dtype: the first dense
-    layer's weights summed over the 7 x 7 positions, 256 rows at a time (no dtype copy of
-    the whole 400 MB layer); tensors already in dtype are kept, not copied."""
-    reduced = {}
-    for name, value in state.items():
-        if name == "classifier.0.weight":
-            w = value.reshape(value.shape[0], -1, 49)
-            rows = [w[i : i + 256].to(dtype).sum(2) for i in range(0, len(w), 256)]
-            reduced[name] = torch.cat(rows)
-        else:
-            reduced[name] = value.to(dtype)
-    return reduced
+class _Blocks(torch.autograd.Function):
+    """x W^T + b in x's dtype, W converted BLOCK rows at a time, forward and backward."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(weight)
+        out = x.new_empty((*x.shape[:-1], weight.shape[0]))
+        for i in range(0, weight.shape[0], BLOCK):
+            out[..., i : i + BLOCK] = x @ weight[i : i + BLOCK].to(x.dtype).T
+        return out + bias.to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (weight,) = ctx.saved_tensors
+        dx = grad.new_zeros((*grad.shape[:-1], weight.shape[1]))
+        for i in range(0, weight.shape[0], BLOCK):
+            dx += grad[..., i : i + BLOCK] @ weight[i : i + BLOCK].to(grad.dtype)
+        return dx, None, None
 
 
-def one_pixel_model(state):
-    """OnePixel with the weights of one_pixel_state(state), frozen, in eval mode."""
+#: rows of a dense layer's weights converted at a time (2 MB of float64 per 64 inputs)
+BLOCK = 256
+
+
+class Linear64(torch.nn.Module):
+    """A dense layer computed in its input's dtype from weights kept as they are: with
+    float32 weights shared with the notebook's models, float64 results without a float64
+    copy (134 MB for VGG-16's second dense layer). The weights are buffers, never trained."""
+
+    def __init__(self, weight, bias):
+        super().__init__()
+        self.in_features, self.out_features = weight.shape[1], weight.shape[0]
+        self.register_buffer("weight", weight)
+        self.register_buffer("bias", bias)
+
+    def forward(self, x):
+        return _Blocks.apply(x, self.weight, self.bias)
+
+
+def one_pixel_model(state, dtype=torch.float64):
+    """OnePixel in dtype from VGG-16's weights (a state dict, any dtype), frozen, eval mode:
+    convolutions in dtype (tensors already in dtype kept, not copied), the first dense
+    layer's weights summed over the 7 x 7 positions in float64 (numpy: 4 times faster than
+    torch here, and no float64 copy of the 400 MB layer), the other two dense layers as
+    Linear64 on the weights as they are."""
     model = OnePixel(utils._empty_vgg16())
-    model.load_state_dict(one_pixel_state(state), assign=True)
+    w = state["classifier.0.weight"].detach().numpy()
+    sums = numpy.add.reduce(w.reshape(w.shape[0], -1, 49), axis=2, dtype=numpy.float64)
+    reduced = {
+        "classifier.0.weight": torch.from_numpy(sums).to(dtype),
+        "classifier.0.bias": state["classifier.0.bias"].to(dtype),
+    }
+    reduced |= {k: v.to(dtype) for k, v in state.items() if k.startswith("features.")}
+    for i in (3, 6):
+        model.classifier[i] = Linear64(
+            state[f"classifier.{i}.weight"], state[f"classifier.{i}.bias"]
+        )
+        reduced |= {f"classifier.{i}.{n}": t for n, t in model.classifier[i].state_dict().items()}
+    model.load_state_dict(reduced, assign=True)
     return model.requires_grad_(False).eval()
 
 
+def _tensors(model):
+    return [*model.parameters(), *model.buffers()]
+
+
 def _sample(model):
-    return torch.cat([p.detach().reshape(-1)[::997].double() for p in model.parameters()])
+    return torch.cat([t.detach().reshape(-1)[::997].double() for t in _tensors(model)])
 
 
 #: set by the grader's guard cell (never by students): a function returning the stand-in's
@@ -319,10 +362,10 @@ STANDIN64 = None
 
 @functools.cache
 def _model():
-    """The checks' model: the stand-in in float64 as OnePixel (300 MB, not 1.1 GB), frozen,
-    made once per kernel; and a sample of its weights. Made from the stand-in weights that
-    utils shares with the notebook's models when the notebook uses the stand-in (checked by
-    their fingerprint; made anew when they were changed), else from new ones."""
+    """The checks' model: the stand-in in float64 as OnePixel (135 MB of float64 weights, not
+    1.1 GB), frozen, made once per kernel; and a sample of its weights. Made from the
+    stand-in weights that utils shares with the notebook's models when the notebook uses the
+    stand-in (checked by their fingerprint; made anew when they were changed), else anew."""
     if STANDIN64 is not None:
         return _with_sample(one_pixel_model(STANDIN64()))
     state = utils._WEIGHTS.get("standin")
@@ -350,7 +393,7 @@ def grading_model():
     for p in base.parameters():  # undo what a previous check's code may have switched on
         p.requires_grad_(False)
         p.grad = None
-    shared = {id(p): p for p in base.parameters()}
+    shared = {id(t): t for t in _tensors(base)}
     return copy.deepcopy(base, memo=shared).eval()
 
 

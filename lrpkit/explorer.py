@@ -21,7 +21,7 @@ denominator), which for a ReLU network gives exactly the gradient times the inpu
 """
 
 import html
-import importlib.util
+import inspect
 import io
 import math
 import time
@@ -293,7 +293,25 @@ class Engine:
 
 #: the perturbation curve the button draws: regions of CURVE_SIZE pixels, CURVE_STEPS steps
 CURVE_SIZE, CURVE_STEPS, CURVE_SEED = 14, 32, 0
-NO_CURVE = "the perturbation curve needs the instructor kit (or pass curve=your function)"
+
+
+def notebook_curve():
+    """The running notebook's ``perturbation_curve`` (Exercise 5), or None."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    shell = get_ipython()
+    found = getattr(shell, "user_ns", {}).get("perturbation_curve")
+    return found if callable(found) else None
+
+
+def whose(curve):
+    """Whose perturbation curve a function draws, as the explorer says it."""
+    module, name = getattr(curve, "__module__", None), getattr(curve, "__qualname__", "")
+    if module == "__main__":
+        return f"your {getattr(curve, '__name__', 'function')} (defined in this notebook)"
+    return f"{module}.{name}" if module and name else repr(curve)
 
 
 def heatmap(R):
@@ -338,7 +356,9 @@ class Explorer:
     Programmatic use (tests, demos, benchmarks): set ``sliders[k - 1].value``,
     ``method.value`` or ``classes.value`` (or several at once with ``set``) and read
     ``relevance`` (the relevance shown), ``sums``, ``png`` and ``engine.counts``;
-    ``curve_button.click()`` draws the perturbation curve (``curve`` holds its scores).
+    ``curve_button.click()`` draws the perturbation curve (``curve`` holds its scores,
+    ``whose`` says whose function drew it); without a curve function, ``curve_button`` is
+    None.
     """
 
     def __init__(self, model, X, c=CASTLE, gammas=None, curve=None):
@@ -377,40 +397,40 @@ class Explorer:
         self.view = widgets.Image(format="png")
         self.table = widgets.HTML()
         self.status = widgets.HTML()
-        self._curve_fn = curve
-        found = curve is not None or importlib.util.find_spec("lrpkit.perturbation") is not None
-        self.curve_button = widgets.Button(
-            description="perturbation curve",
-            disabled=not found,
-            tooltip=(
-                f"replace the {CURVE_STEPS} most relevant {CURVE_SIZE} x {CURVE_SIZE} regions "
-                "one by one and plot the class score"
-                if found
-                else NO_CURVE
-            ),
-        )
-        self.progress = widgets.IntProgress(value=0, min=0, max=100, description="curve")
-        self.curve_note = widgets.HTML("" if found else f"<small>{NO_CURVE}</small>")
-        # hidden until a curve is drawn (an empty image shows as a broken one)
-        self.curve_view = widgets.Image(format="png", layout=widgets.Layout(display="none"))
-        self.curve = None
+        # the perturbation curve: the function passed, else the notebook's perturbation_curve
+        # (Exercise 5); without either, no curve button at all
+        self._curve_fn = curve if curve is not None else notebook_curve()
+        self.whose = whose(self._curve_fn) if self._curve_fn is not None else None
+        self.curve = self.curve_button = None
         self._random = {}  # class -> the random-order curve (the same for every heatmap)
-        self.curve_button.on_click(lambda button: self.draw_curve())
         for w in (*self.sliders, self.method, self.classes):
             w.observe(self._update, names="value")
-        self.widget = widgets.VBox(
-            [
-                widgets.HBox([self.method, self.classes]),
-                widgets.HBox([widgets.VBox(self.sliders), self.table]),
-                widgets.HBox(
-                    [
-                        widgets.VBox([self.title, self.view, self.status]),
-                        widgets.VBox([self.curve_view]),
-                    ]
+        picture = [widgets.VBox([self.title, self.view, self.status])]
+        rows = [
+            widgets.HBox([self.method, self.classes]),
+            widgets.HBox([widgets.VBox(self.sliders), self.table]),
+        ]
+        if self._curve_fn is not None:
+            self.curve_button = widgets.Button(
+                description="perturbation curve",
+                tooltip=(
+                    f"replace the {CURVE_STEPS} most relevant {CURVE_SIZE} x {CURVE_SIZE} "
+                    f"regions one by one and plot the class score, with {self.whose}"
                 ),
+            )
+            self.curve_button.on_click(lambda button: self.draw_curve())
+            self.progress = widgets.IntProgress(value=0, min=0, max=100, description="curve")
+            self.curve_note = widgets.HTML(f"<small>{html.escape(self._by())}</small>")
+            # hidden until a curve is drawn (an empty image shows as a broken one)
+            self.curve_view = widgets.Image(format="png", layout=widgets.Layout(display="none"))
+            picture.append(widgets.VBox([self.curve_view]))
+            rows += [
+                widgets.HBox(picture),
                 widgets.HBox([self.curve_button, self.progress, self.curve_note]),
             ]
-        )
+        else:
+            rows.append(widgets.HBox(picture))
+        self.widget = widgets.VBox(rows)
         self.widget.explorer = self
         self._quiet = False
         self._update()
@@ -453,7 +473,12 @@ class Explorer:
         if self.curve is not None:  # drawn for another setting: press the button again
             self.curve, self.curve_view.value, self.progress.value = None, b"", 0
             self.curve_view.layout.display = "none"
-            self.curve_note.value = "<small>the curve was for the previous setting</small>"
+            self.curve_note.value = (
+                f"<small>the curve was for the previous setting; {html.escape(self._by())}</small>"
+            )
+
+    def _by(self):
+        return f"perturbation curve by {self.whose}"
 
     def render(self):
         """The image beside the heatmap of ``relevance``, as PNG bytes (what a redraw shows)."""
@@ -466,21 +491,21 @@ class Explorer:
         def progress(k, total):
             self.progress.value = done + k * 100 // (total * parts)
 
-        if self._curve_fn is not None:
-            scores = self._curve_fn(self.model, X, R, c, CURVE_SIZE, CURVE_STEPS, CURVE_SEED)
-        else:
-            from lrpkit import perturbation
-
-            scores = perturbation.curve(
-                self.model, X, R, c, CURVE_SIZE, CURVE_STEPS, seed=CURVE_SEED, progress=progress
-            )[0]
+        args = (self.model, X, R, c, CURVE_SIZE, CURVE_STEPS, CURVE_SEED)
+        try:
+            takes = "progress" in inspect.signature(self._curve_fn).parameters
+        except (TypeError, ValueError):  # no signature to read
+            takes = False
+        kwargs = {"progress": progress} if takes else {}
+        scores = self._curve_fn(*args, **kwargs)
         self.progress.value = (part + 1) * 100 // parts
         scores = scores.tolist() if torch.is_tensor(scores) else scores  # any autograd graph off
         return torch.tensor(scores, dtype=torch.float64).reshape(-1)
 
     def draw_curve(self):
-        """The perturbation curve of the heatmap on screen, beside the random order's."""
-        if self.curve_button.disabled:
+        """The perturbation curve of the heatmap on screen, beside the random order's (None
+        when there is no curve function)."""
+        if self._curve_fn is None:
             return None
         c, R = self.classes.value, self.relevance
         self.curve_note.value = "<small>computing ...</small>"
@@ -497,7 +522,7 @@ class Explorer:
         aopc = lambda f: float((f[0] - f).mean())
         self.curve_note.value = (
             f"<small>AOPC {aopc(self.curve):.3g} (random order {aopc(self._random[c]):.3g}); "
-            f"{seconds:.1f} s</small>"
+            f"{seconds:.1f} s; {html.escape(self._by())}</small>"
         )
         return self.curve
 
@@ -538,8 +563,10 @@ def explore(model, X, c=CASTLE, gammas=None, curve=None):
     X : the normalised image, 1 x 3 x 224 x 224.
     c : the class explained first (default 483, castle); the model's top-5 are offered too.
     gammas : starting gamma per block 1-5 (default: the sheet's, 1, 10^-0.5, ..., 10^-2).
-    curve : your ``perturbation_curve(model, X, R, c, size, steps, seed)`` (Exercise 5) for
-        the perturbation-curve button; by default the instructor kit's, when installed.
+    curve : a ``perturbation_curve(model, X, R, c, size, steps, seed)`` (Exercise 5's) for
+        the perturbation-curve button; by default the notebook's own ``perturbation_curve``
+        when it defines one, else there is no button. (Instructors: ``curve=
+        lrpkit.perturbation.one_curve``.)
 
     Returns
     -------

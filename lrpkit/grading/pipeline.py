@@ -15,7 +15,7 @@ from functools import partial
 from pathlib import Path
 
 from lrpkit.grading import secret as course_secret
-from lrpkit.grading.course import load_course
+from lrpkit.grading.course import BONUS, load_course
 from lrpkit.grading.hidden import HiddenChecks
 from lrpkit.grading.protect import Watch, protected_paths
 from lrpkit.grading.report import write_feedback, write_grades
@@ -179,7 +179,9 @@ def grade(
     course = course or load_course(root)
     hidden = None
     if course.hidden:
-        hidden = HiddenChecks(secret if secret is not None else course_secret.load(), recorded)
+        bonus = any(check.exercise in BONUS for check in course.checks)
+        secret = secret if secret is not None else course_secret.load()
+        hidden = HiddenChecks(secret, recorded, bonus)
     subs = discover(submissions)
     if shard is not None:
         subs = shard.select(subs)
