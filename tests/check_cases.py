@@ -170,7 +170,7 @@ GXI_MISTAKES = {
         lambda m, X, c: gradient_x_input(notebook_model32(), X, c),
         "raised RuntimeError",
         "(model, X, c)",
-        "no .float()",
+        "never ran the model it was given",
     ),
     "twice": (on_the_callers_X, "changed the caller's X", "second call", "X.detach()"),
     "requires-grad input": (
@@ -358,7 +358,7 @@ RELEVANCE_MISTAKES = {
     "float32": (
         lambda m, X, c: lrp_relevance(m, X, c).float(),
         "torch.float32",
-        "(lrpmodel, X, c)",
+        "inside lrp_relevance (no .float())",
     ),
     "raises": (lambda m, X, c: m.forward(X), "raised"),
     "twice": (relevance_on_the_callers_X, "changed the caller's X", "second call"),

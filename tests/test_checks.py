@@ -41,7 +41,7 @@ from lrpkit.references import FILES
 FRESH_TOL = 1e-7
 PUBLIC = cfg.Config.public()
 #: the modules students get with the checks; none may hold or import a solution
-SHIPPED = ("checks", "config", "observe", "judge", "judge_lrp")
+SHIPPED = ("checks", "config", "observe", "judge", "judge_lrp", "faithfulness_checks")
 
 
 def rel(a, b):
@@ -126,8 +126,8 @@ def test_public_configuration_is_the_sheets():
 def test_stored_references_equal_a_fresh_computation():
     """The stored references are expected(Config.public()), computed afresh here."""
     fresh = references.expected(PUBLIC)
-    stored = checks.stored()
-    assert set(fresh) == set(stored)
+    stored = {k: v for k, v in checks.stored().items() if not k.startswith("curve")}
+    assert set(fresh) == set(stored)  # Exercise 5's: tests/test_checks_curve.py
     for name, value in fresh.items():
         assert value.shape == stored[name].shape and value.dtype == stored[name].dtype, name
         if value.dtype == numpy.uint8:
