@@ -13,8 +13,8 @@ import re
 import tempfile
 from pathlib import Path
 
-from lrpkit.grading.course import EXERCISES, POINTS
-from lrpkit.grading.scoring import exercises_of
+from lrpkit.grading.course import BONUS, EXERCISES, POINTS
+from lrpkit.grading.scoring import exercises_of, not_handed_in
 
 #: after the exercises' points: the total and what a row says about its run
 TAIL = ("total", "status", "reason", "sandbox", "config")
@@ -29,15 +29,21 @@ def feedback(result):
     """The feedback file's text (markdown) for one student."""
     row = result.row()
     exercises = exercises_of([result])
+    graded = [e for e in exercises if e not in BONUS]
+    unsent = not_handed_in(result.verdicts)
+    parts = [f"Exercise {e[2:]}: {row[e]}/{POINTS}" for e in graded]
+    parts += [f"Exercise {e[2:]} (bonus): {row[e]}/{POINTS}" for e in BONUS if e in exercises]
+    parts = [p for p in parts if not any(p.startswith(f"Exercise {e[2:]} ") for e in unsent)]
+    parts.append(f"Total: {row['total']}/{POINTS * len(graded)}")  # a bonus adds, never lowers
+    parts += ["bonus: not handed in"] if unsent else []
     lines = [
         f"# Feedback for {result.student}",
         "",
-        " | ".join(f"Exercise {e[2:]}: {row[e]}/{POINTS}" for e in exercises)
-        + f" | Total: {row['total']}/{POINTS * len(exercises)}",
+        " | ".join(parts),
         "",
         f"Status: {result.status}" + (f" ({result.reason})" if result.status != "graded" else ""),
     ]
-    for exercise in exercises:
+    for exercise in (e for e in exercises if e not in unsent):
         mine = [v for v in result.verdicts if v.check.exercise == exercise]
         if mine:
             lines += ["", f"## Exercise {exercise[2:]}", ""]

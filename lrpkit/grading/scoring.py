@@ -8,7 +8,7 @@ student can act on (not defined, still a stub, an endless loop, a dead kernel...
 import re
 from dataclasses import dataclass, field
 
-from lrpkit.grading.course import ALL_EXERCISES, EXERCISES, Check
+from lrpkit.grading.course import ALL_EXERCISES, BONUS, EXERCISES, Check
 from lrpkit.grading.hidden import handles
 from lrpkit.grading.sandbox import limit_from_error
 
@@ -20,6 +20,7 @@ class Verdict:
     check: Check
     passed: bool
     text: str
+    missing: bool = False  # the check's cell found a name undefined (nothing handed in?)
 
 
 def _zero(exercises=EXERCISES):
@@ -150,12 +151,19 @@ def verdict(check, guard, record, cell_timeout, hidden=None, config=None):
         text = "not graded: the grader could not reset the kernel before this check"
     elif record.get("error"):
         text = _record_hint(record, cell_timeout)
+        return Verdict(check, passed, text, missing=record["error"][0] == "NameError")
     elif "Timeout" in record.get("message", ""):
         text = hint("", "", record["message"], cell_timeout)
     else:
         fail = _first_line(stdout, "FAIL")
         text = fail or ("output differs from the expected verdict: " + stdout.strip()[:300])
     return Verdict(check, passed, text)
+
+
+def not_handed_in(verdicts):
+    """The bonus exercises none of whose checks found the names they check defined."""
+    bonus = {v.check.exercise for v in verdicts if v.check.exercise in BONUS}
+    return {e for e in bonus if all(v.missing for v in verdicts if v.check.exercise == e)}
 
 
 def _running(run):
@@ -220,7 +228,11 @@ def score(student, run, cell_timeout, hidden=None):
             verdicts.append(verdict(role.check, guard, record, cell_timeout, hidden, run.config))
             if verdicts[-1].passed:
                 points[role.check.exercise] += role.check.points
-    status, reason = _status(run, [v for v in verdicts if not v.passed], notes)
+    unsent = not_handed_in(verdicts)  # a bonus left out: no failure, said in the reason
+    failed = [v for v in verdicts if not v.passed and v.check.exercise not in unsent]
+    status, reason = _status(run, failed, notes)
+    if unsent:
+        reason = f"{reason}; bonus: not handed in" if reason else "bonus: not handed in"
     points = {exercise: round(value, 6) for exercise, value in points.items()}
     config = run.config.to_json() if run.config is not None else ""
     return Result(

@@ -46,3 +46,28 @@ def test_grades_csv_and_feedback():
         "## Errors in your own code cells\n\n"
         "- ex4_lrp.ipynb code cell 2: ZeroDivisionError: division by zero\n"
     )
+
+
+def bonus_result(student, ex5, verdict):
+    check = Check("ex5", 1, "ex5_faithfulness.ipynb", "checks.check_perturbation_curve(f)", (), 25)
+    points = {"ex3": 25.0, "ex4": 25.0, "ex5": ex5}
+    return Result(student, points, "graded", "", [verdict(check)])
+
+
+def test_the_bonus_adds_to_the_total_and_never_lowers_it():
+    """With --bonus: 50/50 and 'bonus: not handed in' for a student who skipped it (no
+    Exercise 5 section), 75/50 for one who did it, its points shown as a bonus."""
+    skipped = bonus_result(
+        "ann", 0.0, lambda c: Verdict(c, False, "`perturbation_curve` is not defined", True)
+    )
+    text = feedback(skipped)
+    assert "Exercise 3: 25/25 | Exercise 4: 25/25 | Total: 50/50 | bonus: not handed in" in text
+    assert "Exercise 5" not in text
+    done = bonus_result("bob", 25.0, lambda c: Verdict(c, True, "PASS check_perturbation_curve"))
+    assert (
+        "Exercise 3: 25/25 | Exercise 4: 25/25 | Exercise 5 (bonus): 25/25 | Total: 75/50"
+        in feedback(done)
+    )
+    wrong = bonus_result("cy", 0.0, lambda c: Verdict(c, False, "FAIL check_perturbation_curve"))
+    assert "Exercise 5 (bonus): 0/25 | Total: 50/50\n" in feedback(wrong)
+    assert "## Exercise 5" in feedback(wrong)
