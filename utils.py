@@ -212,9 +212,10 @@ def read_weights(path, expected_sha256=None):
         raise ValueError(f"{path}: not a readable PyTorch weight file ({error}).") from error
 
 
-#: weights read or made once per session, {source: state dict}: models that load_vgg16 makes
-#: from one source share the dense layers' weights (90 % of the 528 MB); each model gets its
-#: own copy of the convolutions, so changing one model's layers leaves the others alone.
+#: weights read or made once per session, {source: state dict}: the models load_vgg16 makes
+#: from one source share their weight tensors (528 MB once, not per model). Each model has
+#: its own layers: replacing one model's layers, or their weights, leaves the others alone;
+#: only changing a weight tensor in place (weight.data.clamp_()) would reach them all.
 _WEIGHTS = {}
 
 
@@ -245,7 +246,7 @@ def load_vgg16(source=None):
 
     ``source`` (default: the environment variable VGG16_WEIGHTS) is ``"standin"``, a path
     to a weight file, or empty: then the torch hub cache, else a download. The weights are
-    read once per session; models from the same source share their dense layers' weights.
+    read once per session and shared by the models made from them (see _WEIGHTS).
     """
     source = os.environ.get("VGG16_WEIGHTS", "") if source is None else str(source)
     if source == "standin":
@@ -253,8 +254,7 @@ def load_vgg16(source=None):
     state = _weights(source)
     model = _empty_vgg16()
     try:
-        own = {k: v if k.startswith("classifier.") else v.clone() for k, v in state.items()}
-        model.load_state_dict(own, assign=True)
+        model.load_state_dict(dict(state), assign=True)
     except (RuntimeError, TypeError, AttributeError) as error:
         raise ValueError(f"{source or 'weights'}: not VGG-16 weights ({error}).") from error
     return model.eval()

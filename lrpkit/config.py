@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 import utils
-from lrpkit import sheet
+from lrpkit import onepixel, sheet
 
 REFERENCE = utils.DATA / "reference"
 #: VGG-16's input size; a crop lies inside the SIZE x SIZE image.
@@ -253,99 +253,6 @@ def grading_input(config=None):
 # ---------------------------------------------------------------------------
 
 
-class OnePixel(torch.nn.Module):
-    """VGG-16 for inputs of 32-63 pixels, the checks' crops: there its features end in one
-    pixel, which avgpool copies to all 7 x 7 positions, so the first dense layer acts
-    through its weights summed over those positions. The same function (to rounding) with 49
-    times fewer weights and multiply-adds in that layer (4096 x 512 instead of 4096 x 25088).
-    ``OnePixel(model)`` shares model's layers; ``one_pixel_model`` builds one from weights."""
-
-    def __init__(self, model):
-        super().__init__()
-        first = model.classifier[0]
-        with torch.device(first.weight.device):
-            dense = torch.nn.Linear(first.in_features // 49, first.out_features)
-        dense = dense.to(first.weight.dtype)
-        with torch.no_grad():
-            dense.weight.copy_(first.weight.reshape(first.out_features, -1, 49).sum(2))
-            dense.bias.copy_(first.bias)
-        self.features = model.features
-        self.avgpool = torch.nn.Identity()
-        self.classifier = torch.nn.Sequential(dense, *model.classifier[1:])
-        self.requires_grad_(False).eval()
-
-    def forward(self, x):
-        a = self.features(x)
-        if a.shape[-2:] != (1, 1):
-            raise ValueError(
-                f"the checks' VGG-16 takes inputs of 32-63 pixels (the crop the check gives "
-                f"your code), got {tuple(getattr(x, 'shape', ()))}: use the X you are given"
-            )
-        return self.classifier(torch.flatten(a, 1))
-
-
-class _Blocks(torch.autograd.Function):
-    """x W^T + b in x's dtype, W converted BLOCK rows at a time, forward and backward."""
-
-    @staticmethod
-    def forward(ctx, x, weight, bias):
-        ctx.save_for_backward(weight)
-        out = x.new_empty((*x.shape[:-1], weight.shape[0]))
-        for i in range(0, weight.shape[0], BLOCK):
-            out[..., i : i + BLOCK] = x @ weight[i : i + BLOCK].to(x.dtype).T
-        return out + bias.to(x.dtype)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (weight,) = ctx.saved_tensors
-        dx = grad.new_zeros((*grad.shape[:-1], weight.shape[1]))
-        for i in range(0, weight.shape[0], BLOCK):
-            dx += grad[..., i : i + BLOCK] @ weight[i : i + BLOCK].to(grad.dtype)
-        return dx, None, None
-
-
-#: rows of a dense layer's weights converted at a time (2 MB of float64 per 64 inputs)
-BLOCK = 256
-
-
-class Linear64(torch.nn.Module):
-    """A dense layer computed in its input's dtype from weights kept as they are: with
-    float32 weights shared with the notebook's models, float64 results without a float64
-    copy (134 MB for VGG-16's second dense layer). The weights are buffers, never trained."""
-
-    def __init__(self, weight, bias):
-        super().__init__()
-        self.in_features, self.out_features = weight.shape[1], weight.shape[0]
-        self.register_buffer("weight", weight)
-        self.register_buffer("bias", bias)
-
-    def forward(self, x):
-        return _Blocks.apply(x, self.weight, self.bias)
-
-
-def one_pixel_model(state, dtype=torch.float64):
-    """OnePixel in dtype from VGG-16's weights (a state dict, any dtype), frozen, eval mode:
-    convolutions in dtype (tensors already in dtype kept, not copied), the first dense
-    layer's weights summed over the 7 x 7 positions in float64 (numpy: 4 times faster than
-    torch here, and no float64 copy of the 400 MB layer), the other two dense layers as
-    Linear64 on the weights as they are."""
-    model = OnePixel(utils._empty_vgg16())
-    w = state["classifier.0.weight"].detach().numpy()
-    sums = numpy.add.reduce(w.reshape(w.shape[0], -1, 49), axis=2, dtype=numpy.float64)
-    reduced = {
-        "classifier.0.weight": torch.from_numpy(sums).to(dtype),
-        "classifier.0.bias": state["classifier.0.bias"].to(dtype),
-    }
-    reduced |= {k: v.to(dtype) for k, v in state.items() if k.startswith("features.")}
-    for i in (3, 6):
-        model.classifier[i] = Linear64(
-            state[f"classifier.{i}.weight"], state[f"classifier.{i}.bias"]
-        )
-        reduced |= {f"classifier.{i}.{n}": t for n, t in model.classifier[i].state_dict().items()}
-    model.load_state_dict(reduced, assign=True)
-    return model.requires_grad_(False).eval()
-
-
 def _tensors(model):
     return [*model.parameters(), *model.buffers()]
 
@@ -362,18 +269,19 @@ STANDIN64 = None
 
 @functools.cache
 def _model():
-    """The checks' model: the stand-in in float64 as OnePixel (135 MB of float64 weights, not
-    1.1 GB), frozen, made once per kernel; and a sample of its weights. Made from the
-    stand-in weights that utils shares with the notebook's models when the notebook uses the
-    stand-in (checked by their fingerprint; made anew when they were changed), else anew."""
+    """The checks' model: the stand-in computing in float64 as OnePixel (lrpkit.onepixel: 17
+    MB of its own, not 1.1 GB), frozen, made once per kernel; and a sample of its weights.
+    Made on the stand-in weights that utils shares with the notebook's models when the
+    notebook uses the stand-in (checked by their fingerprint; made anew when they were
+    changed), else on new ones."""
     if STANDIN64 is not None:
-        return _with_sample(one_pixel_model(STANDIN64()))
+        return _with_sample(onepixel.one_pixel_model(STANDIN64()))
     state = utils._WEIGHTS.get("standin")
     if state is None or fingerprint(state) != _meta()["standin_fingerprint"]:
         state = utils.standin_state_dict()
         if fingerprint(state) != _meta()["standin_fingerprint"]:
             raise stale("The stand-in VGG-16 built here")
-    return _with_sample(one_pixel_model(state))
+    return _with_sample(onepixel.one_pixel_model(state))
 
 
 def _with_sample(model):
@@ -397,18 +305,28 @@ def grading_model():
     return copy.deepcopy(base, memo=shared).eval()
 
 
+def float64_model():
+    """The checks' model with ordinary float64 Conv2d layers (118 MB more): what the grader's
+    reference implementation computes expected results with (never the kernel's checks)."""
+    base = _model()[0]
+    return onepixel.plain(copy.deepcopy(base, memo={id(t): t for t in _tensors(base)}))
+
+
 def gamma_model(model, gammas):
-    """model with each convolution features[i] of gammas ({index: gamma}) replaced by a plain
-    Conv2d with the weights w + gamma w+ and bias b + gamma b+ (model.features changes; the
-    layers it held do not). A different network, not an LRP one: the model the checks hand
-    lrp_relevance carries the configuration's gamma per layer, so only a function that uses
-    its lrpmodel argument gets the expected relevance."""
+    """model with each convolution features[i] of gammas ({index: gamma}) replaced by an
+    ordinary Conv2d with the weights w + gamma w+ and bias b + gamma b+ (model.features
+    changes; the layers it held do not). A different network, not an LRP one: the model the
+    checks hand lrp_relevance carries the configuration's gamma per layer, so only a function
+    that uses its lrpmodel argument gets the expected relevance."""
     with torch.no_grad():
         for i, gamma in gammas.items():
             conv = model.features[i]
-            new = copy.deepcopy(conv, memo={id(p): p for p in conv.parameters()})
+            if isinstance(conv, onepixel.Conv64):
+                new = conv.plain()
+            else:
+                new = copy.deepcopy(conv, memo={id(p): p for p in conv.parameters()})
             for name in ("weight", "bias"):
-                p = getattr(conv, name)
+                p = getattr(new, name)
                 setattr(new, name, torch.nn.Parameter(p + gamma * p.clamp(min=0), False))
             model.features[i] = new
     return model

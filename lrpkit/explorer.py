@@ -103,7 +103,6 @@ class _Conv:
             # LRP-gamma's zp = z + gamma * z_plus for every gamma, from this one convolution.
             self.z_plus = _last(self._forward(a, w.clamp(min=0), b.clamp(min=0)))
             self.w_plus = self._down(w.clamp(min=0))
-        self._gamma = None  # (gamma, a / zp, w + gamma * w+) for the last gamma used
 
     def _forward(self, a, w, b):
         c = self.conv
@@ -129,13 +128,14 @@ class _Conv:
         return self.X * c if self.index == 0 else c  # on the pixels: R_i = x_i c_i
 
     def lrp_gamma(self, c, gamma):
-        """LRP-gamma: zp_k = sum_j a_j (w_jk + gamma w_jk^+) + b_k + gamma b_k^+."""
-        if self._gamma is None or self._gamma[0] != gamma:
-            zp = stabilize(torch.add(self.z, self.z_plus, alpha=gamma))
-            w = torch.add(self.w, self.w_plus, alpha=gamma)
-            self._gamma = (gamma, self.z.clamp(min=0) / zp, w)
-        _, ratio, w = self._gamma
-        return self._backward(c * ratio, w)
+        """LRP-gamma: zp_k = sum_j a_j (w_jk + gamma w_jk^+) + b_k + gamma b_k^+.
+
+        The ratio a / zp and the weights w + gamma w+ are made anew on each call, not kept:
+        elementwise work, cheap beside the convolution, and 110 MB less for VGG-16 at 224.
+        """
+        zp = stabilize(torch.add(self.z, self.z_plus, alpha=gamma))
+        ratio = self.z.clamp(min=0).div_(zp)
+        return self._backward(c * ratio, torch.add(self.w, self.w_plus, alpha=gamma))
 
     def zbox(self, c):
         """z^B: R_i = sum_j (x_i w_ij - l_i w_ij^+ - h_i w_ij^-) R_j / zB_j on the pixels."""

@@ -19,7 +19,7 @@ import torch
 
 import utils
 from lrpkit import config as cfg
-from lrpkit import sheet
+from lrpkit import onepixel, sheet
 
 #: a result with more values than this is described (type, shape, dtype), not stored.
 MAX_VALUES = 3 * 64 * 64
@@ -338,7 +338,7 @@ def observe_conv(Conv, ConvPx, config=None):
         _observe_conv_probe(obs, Conv, config)
     if any(k.endswith(".error") for k in obs):  # the probes tell what is wrong
         return obs
-    model = cfg.grading_model()
+    model = onepixel.plain(cfg.grading_model())  # code under test is handed its layers
     with quiet():
         gammas = config.layer_gammas()
         lrpmodel, ok = run(obs, "model", lrp_model, model, ConvPx, Conv, gammas, student=False)
@@ -444,6 +444,7 @@ def observe_relevance(lrp_relevance, ConvPx, config=None):
     obs = {"size": config.size}
     X = cfg.grading_input(config)
     model = cfg.gamma_model(cfg.grading_model(), config.layer_gammas())
+    onepixel.plain(model, [sheet.FIRST])  # the given ConvPx is handed features[0]
     tiny = cfg.tiny_vgg(config.probe_seed)
     with quiet():
         with cfg.one_thread():

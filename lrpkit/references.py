@@ -40,7 +40,7 @@ import torchvision
 import utils
 from lrpkit import config as cfg
 from lrpkit import faithfulness_checks as fc
-from lrpkit import lrp, perturbation, sheet
+from lrpkit import lrp, onepixel, perturbation, sheet
 from lrpkit.judge import NEAR
 
 FILES = ("expected.npz", "input.npz", "perturbation.npz")
@@ -69,13 +69,13 @@ def zb_terms(model, X, c):
 
 
 #: VGG-16 on 32-63 pixel crops with a reduced dense head (the checks' model is one too)
-OnePixel = cfg.OnePixel
+OnePixel = onepixel.OnePixel
 
 
 @functools.lru_cache(maxsize=1)
 def one_pixel(model):
     """OnePixel(model), made once per model (a float64 VGG-16 whose weights stay as they are);
-    model itself when it is a OnePixel already (the checks' model, config._model)."""
+    model itself when it is a OnePixel already (config.float64_model)."""
     return model if isinstance(model, OnePixel) else OnePixel(model)
 
 
@@ -148,10 +148,11 @@ def conv_expected(config):
 def expected(config, model64=None, pixels=None):
     """{name: numpy array} of everything the checks judge against, for a Config.
 
-    model64: the stand-in in float64, frozen (default: the checks' cached one); pixels:
+    model64: the stand-in in float64, frozen (default: the checks' model with float64 layers,
+    config.float64_model); pixels:
     castle.jpg's 224 x 224 x 3 bytes (default: the stored ones the checks' input comes from).
     """
-    model = cfg._model()[0] if model64 is None else model64
+    model = cfg.float64_model() if model64 is None else model64
     pixels = cfg._arrays()["castle_pixels"] if pixels is None else pixels
     X = cfg.crop(utils.normalize(pixels / 255.0), config).double().contiguous()
     if config.size // 32 == 1:  # all drawn crops: the same model, faster (OnePixel)
@@ -259,7 +260,7 @@ def curve_expected(config, model64=None, pixels=None, mistakes=True):
     each typical mistake (``curve_lerf`` ...), which the check needs only for a wrong curve.
     """
     calls = fc.curve_calls(config)
-    model = one_pixel(cfg._model()[0] if model64 is None else model64)
+    model = one_pixel(cfg.float64_model() if model64 is None else model64)
     full = None if pixels is None else utils.normalize(pixels / 255.0)
     main = calls.main
     X, R = main.inputs(full)

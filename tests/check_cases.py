@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 import utils
-from lrpkit import checks, sheet, solutions
+from lrpkit import checks, config, sheet, solutions
 from lrpkit.config import CROP
 
 
@@ -44,7 +44,7 @@ CROP_SUM = f"(1, {CROP}, {CROP})"
 @functools.cache
 def notebook_model64():
     """A notebook's global `model` (frozen), in float64: a copy of the stand-in of its own."""
-    return copy.deepcopy(checks._model()[0]).eval()
+    return copy.deepcopy(config.float64_model()).eval()
 
 
 @functools.cache
