@@ -504,7 +504,8 @@ class Explorer:
 
     def draw_curve(self):
         """The perturbation curve of the heatmap on screen, beside the random order's (None
-        when there is no curve function)."""
+        when there is no curve function, or when it raised: the note beside the button then
+        says what it raised)."""
         if self._curve_fn is None:
             return None
         c, R = self.classes.value, self.relevance
@@ -512,10 +513,20 @@ class Explorer:
         self.progress.value = 0
         start = time.perf_counter()
         parts = 1 if c in self._random else 2
-        self.curve = self._scores(R, c, 0, parts)
-        if c not in self._random:
-            noise = torch.randn(R.shape, generator=torch.Generator().manual_seed(1), dtype=R.dtype)
-            self._random[c] = self._scores(noise, c, 1, 2)
+        try:
+            self.curve = self._scores(R, c, 0, parts)
+            if c not in self._random:
+                noise = torch.randn(
+                    R.shape, generator=torch.Generator().manual_seed(1), dtype=R.dtype
+                )
+                self._random[c] = self._scores(noise, c, 1, 2)
+        except Exception as error:  # an unfinished or wrong perturbation_curve: say so here
+            self.curve = None
+            text = " ".join(f"{type(error).__name__}: {error}".split())[:300]
+            self.curve_note.value = (
+                f"<small>{html.escape(self._by())} raised {html.escape(text)}</small>"
+            )
+            return None
         seconds = time.perf_counter() - start
         self.curve_view.value = _curve_png(self.curve, self._random[c], self.method.value, c)
         self.curve_view.layout.display = None

@@ -364,3 +364,18 @@ def test_no_curve_button_without_a_curve_function(standin64, X64, monkeypatch, n
     shown = [w for box in ex.widget.children for w in getattr(box, "children", ())]
     assert not any(isinstance(w, explorer.widgets.Button) for w in shown)
     assert "curve" not in repr(ex.widget.children)
+
+
+def test_a_curve_function_that_raises_is_reported_beside_the_button(standin64, X64):
+    """The handed-out notebook's perturbation_curve raises NotImplementedError until Exercise 5
+    is done: the button says so instead of breaking."""
+
+    def perturbation_curve(model, X, R, c, size, steps, seed):
+        raise NotImplementedError("Exercise 5 -- return the steps + 1 logits")
+
+    ex = explorer.explore(standin64, X64, curve=perturbation_curve).explorer
+    assert ex.draw_curve() is None and ex.curve is None
+    assert "raised NotImplementedError: Exercise 5 -- return the steps + 1 logits" in (
+        ex.curve_note.value
+    )
+    assert ex.curve_view.layout.display == "none"
