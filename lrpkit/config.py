@@ -322,7 +322,7 @@ def gamma_model(model, gammas):
     with torch.no_grad():
         for i, gamma in gammas.items():
             conv = model.features[i]
-            if isinstance(conv, onepixel.Conv64):
+            if onepixel.light(conv):
                 new = conv.plain()
             else:
                 new = copy.deepcopy(conv, memo={id(p): p for p in conv.parameters()})

@@ -154,15 +154,22 @@ def one_pixel_model(state, dtype=torch.float64):
     return model.requires_grad_(False).eval()
 
 
+def light(layer, kind="Conv64"):
+    """Whether layer is a Conv64 (or, with kind, a Linear64) of this module or of an earlier
+    import of it: the grader's guard imports the checks afresh before every check, and they
+    share the model the first import made."""
+    return type(layer).__name__ == kind and callable(getattr(layer, "plain", None))
+
+
 def plain(model, indices=None, dtype=torch.float64, dense=False):
     """model with its Conv64 layers at features[i] (i in indices, default: all) replaced by
     ordinary Conv2d layers in dtype, for code under test that is handed layers (model.features
     changes; the Conv64 layers it held do not); with dense, its Linear64 layers by Linear ones
     too (the grader's copy, where speed matters more than memory)."""
     for i, layer in enumerate(model.features):
-        if isinstance(layer, Conv64) and (indices is None or i in indices):
+        if light(layer) and (indices is None or i in indices):
             model.features[i] = layer.plain(dtype)
     for i, layer in enumerate(model.classifier if dense else ()):
-        if isinstance(layer, Linear64):
+        if light(layer, "Linear64"):
             model.classifier[i] = layer.plain(dtype)
     return model

@@ -10,6 +10,7 @@ import ast
 import copy
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 
@@ -475,3 +476,30 @@ def test_check_input_tolerates_another_decoders_rounding(capsys):
     pixels[::10, ::10] = (pixels[::10, ::10] + 1).clip(0, 255)
     assert checks.check_input(utils.normalize(pixels / 255.0))
     assert capsys.readouterr().out.startswith("PASS check_input")
+
+
+def test_the_checks_model_is_made_once_and_light():
+    """One model per kernel, shared by the checks (new modules per check, the same weight
+    tensors), on the stand-in weights the notebook's models share; its layers compute in
+    float64 and become ordinary float64 layers where code under test is handed them -- also
+    after the grader's guard imported the checks afresh (the model made by the first import
+    is shared, its layers of that import's classes)."""
+    one, two = cfg.grading_model(), cfg.grading_model()
+    assert one is not two and one.features[2] is not two.features[2]
+    assert one.features[2].weight is two.features[2].weight
+    assert one.features[2].weight.dtype == torch.float32  # shared, converted when computing
+    assert one(checks.grading_input()).dtype == torch.float64
+    code = (
+        "import importlib, torch\n"
+        "from lrpkit import config, onepixel, sheet\n"
+        "model = config.grading_model()\n"
+        "importlib.reload(onepixel)  # as after the guard: the classes are new objects\n"
+        "plain = onepixel.plain(config.grading_model())\n"
+        "convs = [plain.features[i] for b in sheet.BLOCKS for i in b]\n"
+        "assert all(type(c) is torch.nn.Conv2d for c in convs)\n"
+        "assert all(c.weight.dtype == torch.float64 for c in convs)\n"
+        "gammas = config.gamma_model(config.grading_model(), sheet.layer_gammas())\n"
+        "assert gammas.features[2].weight.dtype == torch.float64\n"
+    )
+    env = dict(os.environ, VGG16_WEIGHTS="standin")
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
