@@ -40,22 +40,22 @@ FIRST_CHECK, LATER_CHECK, SELF_CHECK, OBSERVATION, EXPECTED, COMPARISON = 1, 0.5
 PEAK = {"ex3_gradient_x_input.ipynb": 1.5, "ex4_lrp.ipynb": 2.0}
 #: the same measurements of the kit at 242ab86, before the checks were made light:
 #: `python -m lrpkit.checks_bench --notebooks --before /tmp/base242` on this kit's 2-core
-#: machine (AMD EPYC, torch 2.14.1+cu130, load average 2-4: other jobs running), with
+#: machine (AMD EPYC, torch 2.14.1+cu130, load average ~2: other jobs running), with
 #: /tmp/base242 a `git worktree add --detach /tmp/base242 242ab86`; the same run measured
-#: this kit at 0.35 / 0.62 / 0.57 s for the first checks and 1.44 / 1.89 / 2.13 GB
+#: this kit at 0.30 / 0.57 / 0.51 s for the first checks and 1.46 / 1.88 / 2.14 GB
 BEFORE = {
     "ex3_gradient_x_input.ipynb": {
-        "checks": {"check_input": 0.01, "check_gradient_x_input": 2.37},
-        "peak_gb": 2.83,
+        "checks": {"check_input": 0.01, "check_gradient_x_input": 2.34},
+        "peak_gb": 2.84,
     },
     "ex4_lrp.ipynb": {
-        "checks": {"check_conv": 2.56, "check_lrpmodel": 0.09, "check_relevance": 1.04},
-        "peak_gb": 3.78,
+        "checks": {"check_conv": 2.49, "check_lrpmodel": 0.07, "check_relevance": 0.28},
+        "peak_gb": 3.81,
     },
     "ex5_faithfulness.ipynb": {
-        "checks": {"check_perturbation_curve": 2.77},
+        "checks": {"check_perturbation_curve": 2.62},
         "peak_gb": 3.21,
-        "comparison_s": 45.63,  # 5 curves of 17 images then, of 13 now (one quarter of the image)
+        "comparison_s": 16.81,  # 5 curves of 17 images then, of 13 now (one quarter of the image)
     },
 }
 #: a line of the ex5 comparison cell, to find it
