@@ -48,7 +48,6 @@ lab: setup castle
 references: castle
 	$(PYTHON) -m lrpkit.tasks setup --venv $(VENV) --lock
 	VGG16_WEIGHTS=standin $(PY) -m lrpkit.references
-	VGG16_WEIGHTS=standin $(PY) -m lrpkit.perturbation references
 
 exercises: setup
 	$(PY) -m lrpkit.student exercises

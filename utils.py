@@ -177,7 +177,8 @@ def standin_state_dict():
     """Deterministic weights for the stand-in: He-uniform from a seeded PCG64 generator.
 
     Only integer-exact random floats and one float32 multiply per value are used, so every
-    machine with the pinned numpy gets the same bits.
+    machine with the pinned numpy gets the same bits. (2 u - 1) * bound is computed in place:
+    the same float32 operations, without three temporary copies of the largest layer.
     """
     rng = numpy.random.Generator(numpy.random.PCG64(STANDIN_SEED))
     state = {}
@@ -188,7 +189,10 @@ def standin_state_dict():
         else:
             bound = numpy.float32(0.1 / fan_in**0.5)
         u = rng.random(p.shape, dtype=numpy.float32)
-        state[name] = torch.from_numpy((2 * u - 1) * bound)
+        u *= 2
+        u -= 1
+        u *= bound
+        state[name] = torch.from_numpy(u)
     return state
 
 
@@ -208,35 +212,49 @@ def read_weights(path, expected_sha256=None):
         raise ValueError(f"{path}: not a readable PyTorch weight file ({error}).") from error
 
 
+#: weights read or made once per session, {source: state dict}: the models load_vgg16 makes
+#: from one source share their weight tensors (528 MB once, not per model). Each model has
+#: its own layers: replacing one model's layers, or their weights, leaves the others alone;
+#: only changing a weight tensor in place (weight.data.clamp_()) would reach them all.
+_WEIGHTS = {}
+
+
+def _weights(source):
+    """load_vgg16's state dict for source: the stand-in, a file, or the torch hub's copy."""
+    if source == "standin":
+        key, load = "standin", standin_state_dict
+    else:
+        path = Path(source or Path(torch.hub.get_dir()) / "checkpoints" / VGG16_FILE)
+        path = path.expanduser()
+        if not source and not path.is_file():
+            try:
+                return torch.hub.load_state_dict_from_url(VGG16_URL, check_hash=True)
+            except Exception as error:
+                text = OFFLINE_HELP.format(error=error, url=VGG16_URL, file=VGG16_FILE)
+                raise RuntimeError(text) from error
+        stat = path.stat() if path.is_file() else None
+        digest = VGG16_SHA256 if path.name == VGG16_FILE else None
+        key = (str(path), stat and (stat.st_size, stat.st_mtime_ns), digest)
+        load = lambda: read_weights(path, digest)  # noqa: E731
+    if key not in _WEIGHTS:
+        _WEIGHTS[key] = load()
+    return _WEIGHTS[key]
+
+
 def load_vgg16(source=None):
     """VGG-16 in eval mode with ImageNet weights (IMAGENET1K_V1), or the seeded stand-in.
 
     ``source`` (default: the environment variable VGG16_WEIGHTS) is ``"standin"``, a path
-    to a weight file, or empty: then the torch hub cache, else a download.
+    to a weight file, or empty: then the torch hub cache, else a download. The weights are
+    read once per session and shared by the models made from them (see _WEIGHTS).
     """
     source = os.environ.get("VGG16_WEIGHTS", "") if source is None else str(source)
     if source == "standin":
         print(STANDIN_NOTE)
-        state = standin_state_dict()
-    elif source:
-        named = Path(source).name == VGG16_FILE
-        state = read_weights(source, VGG16_SHA256 if named else None)
-    else:
-        cached = Path(torch.hub.get_dir()) / "checkpoints" / VGG16_FILE
-        if cached.is_file():
-            state = read_weights(cached, VGG16_SHA256)
-        else:
-            try:
-                state = torch.hub.load_state_dict_from_url(
-                    VGG16_URL, progress=True, check_hash=True
-                )
-            except Exception as error:
-                raise RuntimeError(
-                    OFFLINE_HELP.format(error=error, url=VGG16_URL, file=VGG16_FILE)
-                ) from error
+    state = _weights(source)
     model = _empty_vgg16()
     try:
-        model.load_state_dict(state, assign=True)
+        model.load_state_dict(dict(state), assign=True)
     except (RuntimeError, TypeError, AttributeError) as error:
         raise ValueError(f"{source or 'weights'}: not VGG-16 weights ({error}).") from error
     return model.eval()

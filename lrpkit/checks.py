@@ -1,10 +1,11 @@
-"""Self-checks for Exercises 3 and 4 (students, and the grader): one verdict line per check.
+"""Self-checks of Exercises 3, 4 and 5 (students, and the grader): one verdict line per check.
 
 Each check runs your code itself on a fixed grading configuration -- the stand-in VGG-16
 (``utils.load_vgg16("standin")``) converted to float64, on the 32 x 32 centre crop of
 castle.jpg (rows and columns 96-127 of the 224 x 224 input, normalised), class 483 (castle),
 and small probe layers -- whatever model your notebook uses, and compares the result with
-reference results stored in ``data/reference/`` (written by ``make references``). The crop
+reference results stored in ``data/reference/`` (written by ``make references``);
+Exercise 5's check is ``lrpkit.faithfulness_checks``'s, called as the others. The crop
 keeps grading fast; your code must work for any input size, model and class: the checks also
 call it on a second, small model and another class, twice on the same X, and on an X that
 already requires grad, and the grader runs them on a configuration of its own. Only
@@ -29,7 +30,6 @@ import re
 import zipfile
 
 import numpy
-import torch
 
 from lrpkit import judge, observe
 from lrpkit.config import (  # noqa: F401 -- the checks' names; caches the grader shares
@@ -47,9 +47,11 @@ from lrpkit.config import (  # noqa: F401 -- the checks' names; caches the grade
     grading_input,
     grading_model,
     input_sha256,
+    one_thread,
     stale,
     standin,
 )
+from lrpkit.faithfulness_checks import judge_perturbation_curve, observe_perturbation_curve
 from lrpkit.judge import NEAR, PASS_TOL, TOL, Fail  # noqa: F401
 from lrpkit.judge_lrp import judge_conv, judge_lrpmodel, judge_relevance
 from lrpkit.observe import (
@@ -61,7 +63,6 @@ from lrpkit.observe import (
 )
 from lrpkit.sheet import CLASS  # noqa: F401
 
-_Fail = Fail
 judge_input, judge_gradient_x_input = judge.judge_input, judge.judge_gradient_x_input
 
 #: check name -> (observe, judge): observe(*the check's arguments, config) -> observation;
@@ -72,6 +73,7 @@ CHECKS = {
     "check_conv": (observe_conv, judge_conv),
     "check_lrpmodel": (observe_lrpmodel, judge_lrpmodel),
     "check_relevance": (observe_relevance, judge_relevance),
+    "check_perturbation_curve": (observe_perturbation_curve, judge_perturbation_curve),
 }
 # ---------------------------------------------------------------------------
 # observations as one line of text
@@ -149,7 +151,9 @@ def observation(name, *args, config=None):
     check's arguments) and a Config (default: the public one), as one line of text. Never
     raises for the code under test (StaleReferences: not the student's doing)."""
     try:
-        return encode_observation(CHECKS[name][0](*args, config=config or Config.public()))
+        with one_thread():  # small tensors: on a busy machine, threads wait more than they work
+            obs = CHECKS[name][0](*args, config=config or Config.public())
+        return encode_observation(obs)
     except StaleReferences:
         raise
     except Exception as error:  # a result so odd that the observation tripped over it
@@ -195,53 +199,6 @@ def _check(name, *args):
     return ok
 
 
-# ---------------------------------------------------------------------------
-# for other check modules (lrpkit.faithfulness_checks): the earlier helpers
-# ---------------------------------------------------------------------------
-
-DTYPE_HINT = judge.GXI_DTYPE
-_stale = stale
-
-
-def _describe(error):
-    return observe.describe(error)
-
-
-def _call(what, hint, fn, *args):
-    """fn(*args); an exception in it becomes a Fail naming it."""
-    try:
-        return fn(*args)
-    except NotImplementedError as error:
-        raise Fail(f"{what} raised {_describe(error)}", judge.STUB_HINT) from None
-    except (Exception, SystemExit) as error:
-        raise Fail(f"{what} raised {_describe(error)}", hint) from None
-
-
-def _rel(R, ref):
-    """Relative L2 error of R against ref (tensors), in float64."""
-    R, ref = R.detach().double().cpu(), ref.detach().double().cpu()
-    return float(torch.linalg.vector_norm(R - ref) / torch.linalg.vector_norm(ref))
-
-
-def _verdict(name, run):
-    """Run a check quietly (no output of the code under test), print one line, return it."""
-    try:
-        with observe.quiet():
-            line, ok = f"PASS {name}: {run()}", True
-    except StaleReferences:
-        raise
-    except Fail as fail:
-        line, ok = f"FAIL {name}: {fail.what}. Hint: {fail.hint}", False
-    except Exception as error:  # a result so odd that the check itself tripped over it
-        line = (
-            f"FAIL {name}: the check could not evaluate your result ({_describe(error)}). "
-            "Hint: return a torch tensor shaped like X, as the task asks"
-        )
-        ok = False
-    print(" ".join(line.split()))
-    return ok
-
-
 def check_input(X):
     """X is castle.jpg as VGG-16 expects it: 1 x 3 x 224 x 224, float32, RGB, normalised."""
     return _check("check_input", X)
@@ -258,13 +215,20 @@ def check_conv(Conv, ConvPx):
     return _check("check_conv", Conv, ConvPx)
 
 
-def check_lrpmodel(lrpmodel):
+def check_lrpmodel(lrpmodel, model=None):
     """lrpmodel has the sheet's layers (the z^B rule on features[0], LRP-gamma with each
-    block's gamma on the others), the dense layers intact, and dropout off."""
-    return _check("check_lrpmodel", lrpmodel)
+    block's gamma on the others), the dense layers intact, and dropout off; the notebook's
+    model (when given) is another model, left as it was."""
+    return _check("check_lrpmodel", lrpmodel, model)
 
 
 def check_relevance(lrp_relevance, ConvPx):
     """lrp_relevance(lrpmodel, X, c) returns the extended Gradient x Input
     R = X * dX + L * dL + H * dH, shaped like X."""
     return _check("check_relevance", lrp_relevance, ConvPx)
+
+
+def check_perturbation_curve(perturbation_curve):
+    """perturbation_curve(model, X, R, c, size, steps, seed) returns f_c(x^(k)), k = 0..steps,
+    the k most relevant size x size regions replaced by seeded uniform noise (Exercise 5)."""
+    return _check("check_perturbation_curve", perturbation_curve)

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 import utils
-from lrpkit import sheet
+from lrpkit import onepixel, sheet
 
 REFERENCE = utils.DATA / "reference"
 #: VGG-16's input size; a crop lies inside the SIZE x SIZE image.
@@ -248,57 +248,88 @@ def grading_input(config=None):
     return crop(_X(), config or Config.public()).double().contiguous()
 
 
+# ---------------------------------------------------------------------------
+# the checks' VGG-16: made once per kernel, as much of it as 32-63 pixel crops need
+# ---------------------------------------------------------------------------
+
+
+def _tensors(model):
+    return [*model.parameters(), *model.buffers()]
+
+
 def _sample(model):
-    return torch.cat([p.detach().reshape(-1)[::997].double() for p in model.parameters()])
+    return torch.cat([t.detach().reshape(-1)[::997].double() for t in _tensors(model)])
 
 
 #: set by the grader's guard cell (never by students): a function returning the stand-in's
 #: weights in float64, converted once per grading run and memory-mapped, so no kernel
-#: converts 1.1 GB of weights and all of them share the pages.
+#: converts weights and all of them share the pages.
 STANDIN64 = None
 
 
 @functools.cache
 def _model():
-    """The grading model: the stand-in in float64, parameters frozen; a sample of its weights."""
+    """The checks' model: the stand-in computing in float64 as OnePixel (lrpkit.onepixel: 17
+    MB of its own, not 1.1 GB), frozen, made once per kernel; and a sample of its weights.
+    Made on the stand-in weights that utils shares with the notebook's models when the
+    notebook uses the stand-in (checked by their fingerprint; made anew when they were
+    changed), else on new ones."""
     if STANDIN64 is not None:
-        model = utils._empty_vgg16()
-        model.load_state_dict(STANDIN64(), assign=True)
-        model = model.eval().requires_grad_(False)
-        return model, _sample(model)
-    model = standin()
-    if fingerprint(model.state_dict()) != _meta()["standin_fingerprint"]:
-        raise stale("The stand-in VGG-16 built here")
-    model = model.double().requires_grad_(False)
+        return _with_sample(onepixel.one_pixel_model(STANDIN64()))
+    state = utils._WEIGHTS.get("standin")
+    if state is None or fingerprint(state) != _meta()["standin_fingerprint"]:
+        state = utils.standin_state_dict()
+        if fingerprint(state) != _meta()["standin_fingerprint"]:
+            raise stale("The stand-in VGG-16 built here")
+    return _with_sample(onepixel.one_pixel_model(state))
+
+
+def _with_sample(model):
     return model, _sample(model)
 
 
 def grading_model():
-    """A fresh float64 stand-in: new modules and conv weights, shared dense weights (1 GB)."""
+    """The checks' model for one check: new modules around the parameters of the model made
+    once per kernel (_model), so hooks and replaced layers of one check do not reach the
+    next; weights changed in place by code under test are noticed, and the model made anew."""
     base, sample = _model()
     if any(p.dtype != torch.float64 for p in base.parameters()) or not torch.equal(
         _sample(base), sample
-    ):  # code under test changed the shared weights in place: start again
+    ):
         _model.cache_clear()
         base, sample = _model()
     for p in base.parameters():  # undo what a previous check's code may have switched on
         p.requires_grad_(False)
         p.grad = None
-    shared = {id(p): p for p in base.classifier.parameters()}
+    shared = {id(t): t for t in _tensors(base)}
     return copy.deepcopy(base, memo=shared).eval()
 
 
+def float64_model():
+    """The checks' model with ordinary float64 layers (285 MB more): what the grader's
+    reference implementation computes expected results with (never the kernel's checks)."""
+    base = _model()[0]
+    model = copy.deepcopy(base, memo={id(t): t for t in _tensors(base)})
+    return onepixel.plain(model, dense=True)
+
+
 def gamma_model(model, gammas):
-    """model, changed in place: each convolution features[i] of gammas ({index: gamma}) keeps
-    its plain Conv2d but takes the weights w + gamma w+ and bias b + gamma b+. A different
-    network, not an LRP one: the model the checks hand lrp_relevance carries the
-    configuration's gamma per layer, so only a function that uses its lrpmodel argument
-    gets the expected relevance."""
+    """model with each convolution features[i] of gammas ({index: gamma}) replaced by an
+    ordinary Conv2d with the weights w + gamma w+ and bias b + gamma b+ (model.features
+    changes; the layers it held do not). A different network, not an LRP one: the model the
+    checks hand lrp_relevance carries the configuration's gamma per layer, so only a function
+    that uses its lrpmodel argument gets the expected relevance."""
     with torch.no_grad():
         for i, gamma in gammas.items():
             conv = model.features[i]
-            conv.weight.add_(gamma * conv.weight.clamp(min=0))
-            conv.bias.add_(gamma * conv.bias.clamp(min=0))
+            if onepixel.light(conv):
+                new = conv.plain()
+            else:
+                new = copy.deepcopy(conv, memo={id(p): p for p in conv.parameters()})
+            for name in ("weight", "bias"):
+                p = getattr(new, name)
+                setattr(new, name, torch.nn.Parameter(p + gamma * p.clamp(min=0), False))
+            model.features[i] = new
     return model
 
 

@@ -21,7 +21,7 @@ denominator), which for a ReLU network gives exactly the gradient times the inpu
 """
 
 import html
-import importlib.util
+import inspect
 import io
 import math
 import time
@@ -102,8 +102,7 @@ class _Conv:
         else:
             # LRP-gamma's zp = z + gamma * z_plus for every gamma, from this one convolution.
             self.z_plus = _last(self._forward(a, w.clamp(min=0), b.clamp(min=0)))
-            self.w_plus = self._down(w.clamp(min=0))
-        self._gamma = None  # (gamma, a / zp, w + gamma * w+) for the last gamma used
+        self._ratio = None  # (gamma, a / zp) for the last gamma used
 
     def _forward(self, a, w, b):
         c = self.conv
@@ -129,13 +128,16 @@ class _Conv:
         return self.X * c if self.index == 0 else c  # on the pixels: R_i = x_i c_i
 
     def lrp_gamma(self, c, gamma):
-        """LRP-gamma: zp_k = sum_j a_j (w_jk + gamma w_jk^+) + b_k + gamma b_k^+."""
-        if self._gamma is None or self._gamma[0] != gamma:
+        """LRP-gamma: zp_k = sum_j a_j (w_jk + gamma w_jk^+) + b_k + gamma b_k^+.
+
+        The ratio a / zp is kept for the last gamma (a block below a changed one reuses it);
+        the weights w + gamma w+ are made anew on each call, elementwise and cheap beside the
+        convolution, and neither they nor w+ are kept (2 x 59 MB for VGG-16)."""
+        if self._ratio is None or self._ratio[0] != gamma:
             zp = stabilize(torch.add(self.z, self.z_plus, alpha=gamma))
-            w = torch.add(self.w, self.w_plus, alpha=gamma)
-            self._gamma = (gamma, self.z.clamp(min=0) / zp, w)
-        _, ratio, w = self._gamma
-        return self._backward(c * ratio, w)
+            self._ratio = (gamma, self.z.clamp(min=0).div_(zp))
+        w = torch.add(self.w, self.w.clamp(min=0), alpha=gamma)  # w+ of the flipped w: the same
+        return self._backward(c * self._ratio[1], w)
 
     def zbox(self, c):
         """z^B: R_i = sum_j (x_i w_ij - l_i w_ij^+ - h_i w_ij^-) R_j / zB_j on the pixels."""
@@ -293,7 +295,25 @@ class Engine:
 
 #: the perturbation curve the button draws: regions of CURVE_SIZE pixels, CURVE_STEPS steps
 CURVE_SIZE, CURVE_STEPS, CURVE_SEED = 14, 32, 0
-NO_CURVE = "the perturbation curve needs the instructor kit (or pass curve=your function)"
+
+
+def notebook_curve():
+    """The running notebook's ``perturbation_curve`` (Exercise 5), or None."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    shell = get_ipython()
+    found = getattr(shell, "user_ns", {}).get("perturbation_curve")
+    return found if callable(found) else None
+
+
+def whose(curve):
+    """Whose perturbation curve a function draws, as the explorer says it."""
+    module, name = getattr(curve, "__module__", None), getattr(curve, "__qualname__", "")
+    if module == "__main__":
+        return f"your {getattr(curve, '__name__', 'function')} (defined in this notebook)"
+    return f"{module}.{name}" if module and name else repr(curve)
 
 
 def heatmap(R):
@@ -338,7 +358,9 @@ class Explorer:
     Programmatic use (tests, demos, benchmarks): set ``sliders[k - 1].value``,
     ``method.value`` or ``classes.value`` (or several at once with ``set``) and read
     ``relevance`` (the relevance shown), ``sums``, ``png`` and ``engine.counts``;
-    ``curve_button.click()`` draws the perturbation curve (``curve`` holds its scores).
+    ``curve_button.click()`` draws the perturbation curve (``curve`` holds its scores,
+    ``whose`` says whose function drew it); without a curve function, ``curve_button`` is
+    None.
     """
 
     def __init__(self, model, X, c=CASTLE, gammas=None, curve=None):
@@ -377,40 +399,40 @@ class Explorer:
         self.view = widgets.Image(format="png")
         self.table = widgets.HTML()
         self.status = widgets.HTML()
-        self._curve_fn = curve
-        found = curve is not None or importlib.util.find_spec("lrpkit.perturbation") is not None
-        self.curve_button = widgets.Button(
-            description="perturbation curve",
-            disabled=not found,
-            tooltip=(
-                f"replace the {CURVE_STEPS} most relevant {CURVE_SIZE} x {CURVE_SIZE} regions "
-                "one by one and plot the class score"
-                if found
-                else NO_CURVE
-            ),
-        )
-        self.progress = widgets.IntProgress(value=0, min=0, max=100, description="curve")
-        self.curve_note = widgets.HTML("" if found else f"<small>{NO_CURVE}</small>")
-        # hidden until a curve is drawn (an empty image shows as a broken one)
-        self.curve_view = widgets.Image(format="png", layout=widgets.Layout(display="none"))
-        self.curve = None
+        # the perturbation curve: the function passed, else the notebook's perturbation_curve
+        # (Exercise 5); without either, no curve button at all
+        self._curve_fn = curve if curve is not None else notebook_curve()
+        self.whose = whose(self._curve_fn) if self._curve_fn is not None else None
+        self.curve = self.curve_button = None
         self._random = {}  # class -> the random-order curve (the same for every heatmap)
-        self.curve_button.on_click(lambda button: self.draw_curve())
         for w in (*self.sliders, self.method, self.classes):
             w.observe(self._update, names="value")
-        self.widget = widgets.VBox(
-            [
-                widgets.HBox([self.method, self.classes]),
-                widgets.HBox([widgets.VBox(self.sliders), self.table]),
-                widgets.HBox(
-                    [
-                        widgets.VBox([self.title, self.view, self.status]),
-                        widgets.VBox([self.curve_view]),
-                    ]
+        picture = [widgets.VBox([self.title, self.view, self.status])]
+        rows = [
+            widgets.HBox([self.method, self.classes]),
+            widgets.HBox([widgets.VBox(self.sliders), self.table]),
+        ]
+        if self._curve_fn is not None:
+            self.curve_button = widgets.Button(
+                description="perturbation curve",
+                tooltip=(
+                    f"replace the {CURVE_STEPS} most relevant {CURVE_SIZE} x {CURVE_SIZE} "
+                    f"regions one by one and plot the class score, with {self.whose}"
                 ),
+            )
+            self.curve_button.on_click(lambda button: self.draw_curve())
+            self.progress = widgets.IntProgress(value=0, min=0, max=100, description="curve")
+            self.curve_note = widgets.HTML(f"<small>{html.escape(self._by())}</small>")
+            # hidden until a curve is drawn (an empty image shows as a broken one)
+            self.curve_view = widgets.Image(format="png", layout=widgets.Layout(display="none"))
+            picture.append(widgets.VBox([self.curve_view]))
+            rows += [
+                widgets.HBox(picture),
                 widgets.HBox([self.curve_button, self.progress, self.curve_note]),
             ]
-        )
+        else:
+            rows.append(widgets.HBox(picture))
+        self.widget = widgets.VBox(rows)
         self.widget.explorer = self
         self._quiet = False
         self._update()
@@ -453,7 +475,12 @@ class Explorer:
         if self.curve is not None:  # drawn for another setting: press the button again
             self.curve, self.curve_view.value, self.progress.value = None, b"", 0
             self.curve_view.layout.display = "none"
-            self.curve_note.value = "<small>the curve was for the previous setting</small>"
+            self.curve_note.value = (
+                f"<small>the curve was for the previous setting; {html.escape(self._by())}</small>"
+            )
+
+    def _by(self):
+        return f"perturbation curve by {self.whose}"
 
     def render(self):
         """The image beside the heatmap of ``relevance``, as PNG bytes (what a redraw shows)."""
@@ -466,38 +493,49 @@ class Explorer:
         def progress(k, total):
             self.progress.value = done + k * 100 // (total * parts)
 
-        if self._curve_fn is not None:
-            scores = self._curve_fn(self.model, X, R, c, CURVE_SIZE, CURVE_STEPS, CURVE_SEED)
-        else:
-            from lrpkit import perturbation
-
-            scores = perturbation.curve(
-                self.model, X, R, c, CURVE_SIZE, CURVE_STEPS, seed=CURVE_SEED, progress=progress
-            )[0]
+        args = (self.model, X, R, c, CURVE_SIZE, CURVE_STEPS, CURVE_SEED)
+        try:
+            takes = "progress" in inspect.signature(self._curve_fn).parameters
+        except (TypeError, ValueError):  # no signature to read
+            takes = False
+        kwargs = {"progress": progress} if takes else {}
+        scores = self._curve_fn(*args, **kwargs)
         self.progress.value = (part + 1) * 100 // parts
         scores = scores.tolist() if torch.is_tensor(scores) else scores  # any autograd graph off
         return torch.tensor(scores, dtype=torch.float64).reshape(-1)
 
     def draw_curve(self):
-        """The perturbation curve of the heatmap on screen, beside the random order's."""
-        if self.curve_button.disabled:
+        """The perturbation curve of the heatmap on screen, beside the random order's (None
+        when there is no curve function, or when it raised: the note beside the button then
+        says what it raised)."""
+        if self._curve_fn is None:
             return None
         c, R = self.classes.value, self.relevance
         self.curve_note.value = "<small>computing ...</small>"
         self.progress.value = 0
         start = time.perf_counter()
         parts = 1 if c in self._random else 2
-        self.curve = self._scores(R, c, 0, parts)
-        if c not in self._random:
-            noise = torch.randn(R.shape, generator=torch.Generator().manual_seed(1), dtype=R.dtype)
-            self._random[c] = self._scores(noise, c, 1, 2)
+        try:
+            self.curve = self._scores(R, c, 0, parts)
+            if c not in self._random:
+                noise = torch.randn(
+                    R.shape, generator=torch.Generator().manual_seed(1), dtype=R.dtype
+                )
+                self._random[c] = self._scores(noise, c, 1, 2)
+        except Exception as error:  # an unfinished or wrong perturbation_curve: say so here
+            self.curve = None
+            text = " ".join(f"{type(error).__name__}: {error}".split())[:300]
+            self.curve_note.value = (
+                f"<small>{html.escape(self._by())} raised {html.escape(text)}</small>"
+            )
+            return None
         seconds = time.perf_counter() - start
         self.curve_view.value = _curve_png(self.curve, self._random[c], self.method.value, c)
         self.curve_view.layout.display = None
         aopc = lambda f: float((f[0] - f).mean())
         self.curve_note.value = (
             f"<small>AOPC {aopc(self.curve):.3g} (random order {aopc(self._random[c]):.3g}); "
-            f"{seconds:.1f} s</small>"
+            f"{seconds:.1f} s; {html.escape(self._by())}</small>"
         )
         return self.curve
 
@@ -538,8 +576,10 @@ def explore(model, X, c=CASTLE, gammas=None, curve=None):
     X : the normalised image, 1 x 3 x 224 x 224.
     c : the class explained first (default 483, castle); the model's top-5 are offered too.
     gammas : starting gamma per block 1-5 (default: the sheet's, 1, 10^-0.5, ..., 10^-2).
-    curve : your ``perturbation_curve(model, X, R, c, size, steps, seed)`` (Exercise 5) for
-        the perturbation-curve button; by default the instructor kit's, when installed.
+    curve : a ``perturbation_curve(model, X, R, c, size, steps, seed)`` (Exercise 5's) for
+        the perturbation-curve button; by default the notebook's own ``perturbation_curve``
+        when it defines one, else there is no button. (Instructors: ``curve=
+        lrpkit.perturbation.one_curve``.)
 
     Returns
     -------

@@ -80,15 +80,36 @@ _DTYPE_ERROR = re.compile(r"dtype|scalar type|(double|float).*(double|float)", r
 
 
 def raised(obs, key, what, hint, dtype_hint=None):
-    """A Fail when the call observed under key raised."""
+    """A Fail when the call observed under key raised. dtype_hint: the hint for an error about
+    dtypes, or a function of (obs, key) that returns it."""
     error = get(obs, key + ".error")
     if error is None:
         return
     if get(obs, key + ".stub"):
         hint = STUB_HINT
     elif dtype_hint and _DTYPE_ERROR.search(error):
-        hint = dtype_hint
+        hint = dtype_hint(obs, key) if callable(dtype_hint) else dtype_hint
     raise Fail(f"{what} raised {error}", hint)
+
+
+def model_dtype_hint(fn, args):
+    """dtype_hint for raised(): what the checks' model was handed (observe.model_input) tells
+    converting dtypes (.float()) from computing with the notebook's own float32 model."""
+
+    def hint(obs, key):
+        seen = get(obs, key + ".model")
+        if seen == "":
+            return (
+                f"use the arguments you are given {args}, not the notebook's globals: your "
+                f"{fn} never ran the model it was given (the notebook's model is float32, the "
+                "check's float64)"
+            )
+        return (
+            f"do not convert dtypes inside {fn} (no .float()): the check runs it in float64 "
+            "on a float64 X and model; compute in the dtype of the X you are given"
+        )
+
+    return hint
 
 
 def _stored(name):
@@ -144,7 +165,8 @@ def tensor(obs, key, ref, what, dtype_hint, public=None):
         )
     dtype = get(obs, key + ".dtype")
     if dtype != "torch.float64":
-        raise Fail(f"{what} is {dtype}, but the input was torch.float64", dtype_hint)
+        hint = dtype_hint(obs, key) if callable(dtype_hint) else dtype_hint
+        raise Fail(f"{what} is {dtype}, but the input was torch.float64", hint)
     if key + ".diff" in obs:  # compared with an earlier result in the kernel
         return get(obs, key + ".diff")
     R = get(obs, key)
@@ -310,7 +332,8 @@ def _input(obs, exp):
     if dtype != "torch.float32":
         raise Fail(
             f"X is {dtype}, expected torch.float32 like VGG-16's weights",
-            "convert with torch.FloatTensor(...) or .float() (utils.normalize does)",
+            "build X with X = utils.normalize(img), which gives float32 (the sheet's "
+            "torch.FloatTensor); only X is made float32 here, your functions never convert",
         )
     Xd = get(obs, "X").astype(numpy.float64)  # every fourth row and column
     mean = utils.MEAN.double().numpy()
@@ -372,10 +395,7 @@ def _input(obs, exp):
 
 GXI = "gradient_x_input"
 GXI_ARGS = "(model, X, c)"
-GXI_DTYPE = (
-    "use the arguments you are given (model, X, c), not the notebook's globals, and do not "
-    "convert dtypes (no .float()): the check runs your code in float64"
-)
+GXI_DTYPE = model_dtype_hint(GXI, GXI_ARGS)
 
 
 def judge_gradient_x_input(obs, expected):

@@ -21,6 +21,7 @@ from lrpkit.judge import (
     first_match,
     get,
     judged,
+    model_dtype_hint,
     raised,
     rel,
     tensor,
@@ -39,10 +40,7 @@ CONV_DTYPE = (
 )
 REL = "lrp_relevance"
 REL_ARGS = "(lrpmodel, X, c)"
-REL_DTYPE = (
-    "use the arguments you are given (lrpmodel, X, c), not the notebook's globals, and do "
-    "not convert dtypes (no .float()): the check runs your code in float64"
-)
+REL_DTYPE = model_dtype_hint(REL, REL_ARGS)
 
 
 def _convpx(obs, exp):
@@ -68,6 +66,14 @@ def _convpx(obs, exp):
 
 def _conv_output(obs, key, exp):
     """Conv's output on the probe: a float64 tensor, the layer's z, attached to the graph."""
+    error = get(obs, key + ".forward.error") or ""
+    if "unpack" in error:  # X, L, H = X, copied from ConvPx
+        raise Fail(
+            f"Conv.forward(X) raised {error}: Conv receives one tensor, the activations, not "
+            "the tuple (X, L, H)",
+            "only ConvPx, the first layer, gets (X, L, H); in Conv.forward, X is one tensor: "
+            "z = self.conv.forward(X)",
+        )
     raised(obs, key + ".forward", "Conv.forward(X)", CONV_HINT, CONV_DTYPE)
     z, what = exp["conv_z"], "Conv's output"
     kind = get(obs, key + ".out.type")
@@ -165,11 +171,13 @@ def _conv_probe(obs, exp):
                 *wrong,
             ],
         )
+        ignores_gamma(obs)
         raise Fail(
             f"Conv's gradient differs from LRP-gamma's (relative L2 error "
             f"{rel(g, exp['conv_grad']):.2g})",
             CONV_HINT,
         )
+    ignores_gamma(obs)
     if get(obs, "conv.changed_weights_forward"):
         raise Fail(
             "Conv.forward changed the weights of the layer it was given",
@@ -181,6 +189,17 @@ def _conv_probe(obs, exp):
         raise Fail(
             "a second call of Conv.forward on the same input gives a different result",
             "keep Conv.forward free of side effects: no state kept or changed between calls",
+        )
+
+
+def ignores_gamma(obs):
+    """A Fail when Conv built with another gamma passes the same gradient."""
+    diff = get(obs, "conv.gamma2.diff")
+    if diff is not None and diff < NEAR:
+        raise Fail(
+            "Conv ignores its gamma argument: built with another gamma, it passes the same "
+            "gradient (a fixed gamma inside Conv?)",
+            "use the gamma passed to Conv(conv, gamma) in the weights w + gamma * w^+",
         )
 
 
@@ -312,6 +331,15 @@ def _lrpmodel(obs, exp):
         raise Fail(
             f"lrpmodel is a {get(obs, 'type')}, not a torch model",
             "build lrpmodel as the cell above does",
+        )
+    if get(obs, "model.same") or get(obs, "model.changed"):
+        which = "is the notebook's model itself" if get(obs, "model.same") else "was built"
+        raise Fail(
+            f"lrpmodel {which}, changed in place: model now has LRP layers too, so later cells "
+            "that use model (Gradient x Input, the comparison figure, the explorer) explain "
+            "with LRP",
+            "build lrpmodel as a model of its own, lrpmodel = utils.load_vgg16() as the sheet "
+            "does, and leave model as it is (re-run the notebook from the top)",
         )
     on = get(obs, "dropout_on")
     if on:

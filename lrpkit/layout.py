@@ -21,6 +21,7 @@ STUDENT_CODE = (
     "lrpkit/__init__.py",
     "lrpkit/sheet.py",
     "lrpkit/config.py",
+    "lrpkit/onepixel.py",
     "lrpkit/observe.py",
     "lrpkit/tripwire.py",
     "lrpkit/judge.py",

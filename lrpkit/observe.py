@@ -18,7 +18,7 @@ import torch
 
 import utils
 from lrpkit import config as cfg
-from lrpkit import sheet
+from lrpkit import onepixel, sheet
 from lrpkit.tripwire import watch
 
 #: a result with more values than this is described (type, shape, dtype), not stored.
@@ -27,6 +27,8 @@ MAX_VALUES = 3 * 64 * 64
 JUNK_GRAD = 0.375
 #: input and output channels of each probe of lrpmodel's convolutions.
 PROBE_IN, PROBE_OUT = 8, 8
+#: Conv is also built with this multiple of the probe's gamma (the gradient must change)
+OTHER_GAMMA = 3.0
 
 
 @contextlib.contextmanager
@@ -106,6 +108,29 @@ def run(obs, key, fn, *args, student=True):
         return None, False
 
 
+@contextlib.contextmanager
+def model_input(obs, key, model):
+    """Record in obs[key.model] the dtype of what the code under test first hands the model's
+    first layer ("" when it never runs the model): tells converting X (.float()) from
+    computing with the notebook's own float32 model."""
+    features = getattr(model, "features", None)
+    first = features[0] if isinstance(features, torch.nn.Sequential) and len(features) else model
+    seen = []
+
+    def hook(module, args):
+        if not seen:
+            x = args[0] if args else None
+            x = x[0] if isinstance(x, tuple | list) and x else x
+            seen.append(str(x.dtype) if torch.is_tensor(x) else type(x).__name__)
+
+    handle = first.register_forward_pre_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+        obs[key + ".model"] = seen[0] if seen else ""
+
+
 def record(obs, key, R, like=None):
     """What a result is (obs[key.type], .shape, .dtype, .requires_grad), and its values as
     float64 (obs[key]) when it is a floating tensor of at most MAX_VALUES values; or, given
@@ -142,7 +167,8 @@ def _calls(obs, fn, main, tiny, X, config):
     fn(tiny, Xt, c2); then fn(tiny, Xg, c2) on an Xg that requires grad and carries a .grad.
     Whether Xa and Xg were changed."""
     Xa = X.clone()
-    R, ok = run(obs, "R", fn, main, Xa, config.c)
+    with model_input(obs, "R", main):
+        R, ok = run(obs, "R", fn, main, Xa, config.c)
     caller(obs, "R", Xa, X, False, None)
     if not ok:
         return
@@ -278,6 +304,13 @@ def _observe_conv_probe(obs, Conv, config):
     obs["conv.changed_weights_forward"] = not (
         torch.equal(conv.weight, weight) and torch.equal(conv.bias, bias)
     )
+    # the same layer with another gamma: a Conv that ignores its gamma passes the same gradient
+    layer, ok = run(obs, "conv.gamma2", Conv, conv, OTHER_GAMMA * probe["gamma"])
+    if ok:
+        _forward_backward(obs, "conv.gamma2", layer, a.clone().requires_grad_(True), s)
+        g, g2 = obs.get("conv.grad"), obs.get("conv.gamma2.grad")
+        if g is not None and g2 is not None and g.shape == g2.shape:
+            obs["conv.gamma2.diff"] = float(numpy.linalg.norm(g2 - g) / numpy.linalg.norm(g))
 
 
 def lrp_model(model, ConvPx, Conv=None, gammas=None):
@@ -302,7 +335,7 @@ def observe_conv(Conv, ConvPx, config=None):
         _observe_conv_probe(obs, Conv, config)
     if any(k.endswith(".error") for k in obs):  # the probes tell what is wrong
         return obs
-    model = cfg.grading_model()
+    model = onepixel.plain(cfg.grading_model())  # code under test is handed its layers
     with quiet():
         gammas = config.layer_gammas()
         lrpmodel, ok = run(obs, "model", lrp_model, model, ConvPx, Conv, gammas, student=False)
@@ -364,14 +397,22 @@ def _probe_layer(obs, key, layer, index, rng):
         obs[f"{key}.g{name}"] = g.detach().reshape(-1)[ins].double().numpy()
 
 
-def observe_lrpmodel(lrpmodel, config=None):
+def observe_lrpmodel(lrpmodel, model=None, config=None):
     """lrpmodel's mode, layer types and dense layers, and the rule of each convolution
-    (probed on 1 x 1 inputs: see _probe_layer)."""
+    (probed on 1 x 1 inputs: see _probe_layer); whether the notebook's model (when given) is
+    lrpmodel itself or shares its layers (then the notebook's model was changed too)."""
     config = config or cfg.Config.public()
     obs = {"type": type(lrpmodel).__name__}
     obs["module"] = isinstance(lrpmodel, torch.nn.Module)
     if not obs["module"]:
         return obs
+    if isinstance(model, torch.nn.Module):
+        convs = [i for layers in sheet.BLOCKS for i in layers]
+        features = getattr(model, "features", None)
+        plain = isinstance(features, torch.nn.Sequential) and len(features) == 31
+        plain = plain and all(type(features[i]) is torch.nn.Conv2d for i in convs)
+        obs["model.same"] = model is lrpmodel or features is getattr(lrpmodel, "features", None)
+        obs["model.changed"] = not plain
     on = [n for n, m in lrpmodel.named_modules() if m.training and isinstance(m, torch.nn.Dropout)]
     obs["dropout_on"] = ", ".join(on)
     features = getattr(lrpmodel, "features", None)
@@ -400,6 +441,7 @@ def observe_relevance(lrp_relevance, ConvPx, config=None):
     obs = {"size": config.size}
     X = cfg.grading_input(config)
     model = cfg.gamma_model(cfg.grading_model(), config.layer_gammas())
+    onepixel.plain(model, [sheet.FIRST])  # the given ConvPx is handed features[0]
     tiny = cfg.tiny_vgg(config.probe_seed)
     with quiet():
         with cfg.one_thread():

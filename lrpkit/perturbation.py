@@ -1,7 +1,8 @@
 """Region perturbation curves and AOPC (Samek et al. 2017): is an explanation faithful?
 
-Instructors, the tests, the explorer's curve button and the benchmark use this module; it is
-the solution of Exercise 5 and never ships to students. Reference: W. Samek, A. Binder,
+Instructors, the tests, the expected results of Exercise 5's check (``lrpkit.references``)
+and the benchmark use this module; it is the solution of Exercise 5 and never ships to
+students (an instructor hands the explorer ``curve=one_curve``). Reference: W. Samek, A. Binder,
 G. Montavon, S. Lapuschkin, K.-R. Müller, "Evaluating the visualization of what a deep neural
 network has learned", IEEE TNNLS 28(11), 2017.
 
@@ -304,17 +305,29 @@ class _Incremental:
         return scores
 
 
+def one_curve(model, X, R, c, size=14, steps=32, seed=0, progress=None):
+    """The curve of one image (uniform noise) with the signature of Exercise 5's
+    ``perturbation_curve(model, X, R, c, size, steps, seed)``: what an instructor hands the
+    explorer as ``explore(model, X, curve=one_curve)`` (progress: its progress bar)."""
+    return curve(model, X, R, c, size, steps, seed=seed, progress=progress)[0]
+
+
 # ---------------------------------------------------------------------------
-# stored references of Exercise 5's self-check: the curve and typical mistakes
+# Exercise 5's expected results (lrpkit.references): the curve and typical mistakes
 # ---------------------------------------------------------------------------
+
+#: mistakes ``literal`` makes on request (lrpkit.faithfulness_checks names each one)
+MISTAKES = ("lerf", "pixels", "single", "absolute", "fresh_noise", "unmapped")
 
 
 def literal(model, x, R, c, size, steps, seed, mistake=None):
-    """One image's curve the literal way, one region at a time, or with a typical mistake.
+    """One image's model outputs (steps + 1 x classes) along its curve, built the literal way,
+    one region at a time, or with a typical mistake (then classified in one batch).
 
     mistake: None, "lerf" (least relevant first), "pixels" (single pixels, not regions),
     "single" (no accumulation), "absolute" (ranked by |R|), "fresh_noise" (region k gets the
-    k-th draw of noise), "unmapped" (u itself, not L + u (H - L)), "softmax" (probabilities).
+    k-th draw of noise), "unmapped" (u itself, not L + u (H - L)). The curve is column c of
+    the outputs; their softmax's column c is the mistake of recording probabilities.
     """
     gen = torch.Generator().manual_seed(seed)
     u = torch.rand(x.shape, generator=gen, dtype=x.dtype)
@@ -323,42 +336,16 @@ def literal(model, x, R, c, size, steps, seed, mistake=None):
     size = 1 if mistake == "pixels" else size
     sums = regions(R.abs() if mistake == "absolute" else R, size)[0]
     order = sums.sort(descending=mistake != "lerf", stable=True).indices[:steps]
-    score = (lambda out: out.softmax(1)[0, c]) if mistake == "softmax" else (lambda o: o[0, c])
+    current, images = x.clone(), [x.clone()]
+    for k, (top, bottom, left, right) in enumerate(_rects(order, size, x.shape[-1]), 1):
+        if mistake == "single":
+            current = x.clone()
+        if mistake == "fresh_noise" and k > 1:
+            B = L + torch.rand(x.shape, generator=gen, dtype=x.dtype) * (H - L)
+        current[..., top:bottom, left:right] = B[..., top:bottom, left:right]
+        images.append(current.clone())
     with torch.no_grad():
-        current, scores = x.clone(), [score(model(x))]
-        for k, (top, bottom, left, right) in enumerate(_rects(order, size, x.shape[-1]), 1):
-            if mistake == "single":
-                current = x.clone()
-            if mistake == "fresh_noise" and k > 1:
-                B = L + torch.rand(x.shape, generator=gen, dtype=x.dtype) * (H - L)
-            current[..., top:bottom, left:right] = B[..., top:bottom, left:right]
-            scores.append(score(model(current)))
-    return torch.stack(scores)
-
-
-def references(out=None):
-    """Write data/reference/perturbation.npz: the check's input, relevance, curve, mistakes."""
-    import numpy
-
-    from lrpkit import checks, lrp
-    from lrpkit import faithfulness_checks as fc
-
-    model, X, c = checks.grading_model(), checks.grading_input(), checks.CLASS
-    R = lrp.gradient_x_input(model, X, c)  # mixed signs: ranking by |R| differs
-    arrays = {"X": X, "R": R}
-    arrays["curve"] = curve(model, X, R, c, fc.SIZE, fc.STEPS, "uniform", fc.SEED)[0]
-    twin = literal(model, X, R, c, fc.SIZE, fc.STEPS, fc.SEED)
-    assert float((twin - arrays["curve"]).norm() / twin.norm()) < 1e-12
-    for name, *_ in fc.MISTAKES:
-        arrays[name] = literal(model, X, R, c, fc.SIZE, fc.STEPS, fc.SEED, name)
-    drops = {k: v[0] - v for k, v in arrays.items() if k not in ("X", "R", "softmax")}
-    for a in drops:  # every mistake must be told apart from the curve and the others
-        for b in drops:
-            diff = float((drops[a] - drops[b]).norm() / drops[b].norm())
-            assert a == b or diff > 100 * fc.NEAR, (a, b, diff)
-    path = fc.FILE if out is None else out
-    numpy.savez_compressed(path, **{k: v.detach().numpy() for k, v in arrays.items()})
-    return path
+        return model(torch.cat(images))
 
 
 if __name__ == "__main__":
@@ -371,4 +358,6 @@ if __name__ == "__main__":
     )
     parser.add_argument("command", choices=["references"], help="what to write")
     parser.parse_args()
-    print(f"wrote {references()}")
+    from lrpkit import references
+
+    references.main()  # writes perturbation.npz with the other references

@@ -25,6 +25,7 @@ machine differs from the recorded one (torch, numpy or OpenCV changed).
 """
 
 import copy
+import dataclasses
 import functools
 import json
 import platform
@@ -38,10 +39,11 @@ import torchvision
 
 import utils
 from lrpkit import config as cfg
-from lrpkit import lrp, sheet
+from lrpkit import faithfulness_checks as fc
+from lrpkit import lrp, onepixel, perturbation, sheet
 from lrpkit.judge import NEAR
 
-FILES = ("expected.npz", "input.npz")
+FILES = ("expected.npz", "input.npz", "perturbation.npz")
 #: files of this module's earlier layout, removed when writing (other files are left alone).
 LEGACY = ("gxi.npz", "lrp.npz", "diagnosis.npz")
 #: a drawn configuration is degenerate when two results the checks tell apart are closer.
@@ -66,42 +68,21 @@ def zb_terms(model, X, c):
     return X.detach() * dX, L.detach() * dL, H.detach() * dH
 
 
-class OnePixel(torch.nn.Module):
-    """VGG-16 for inputs of 32-63 pixels, the drawn crops' sizes: there its features end in
-    one pixel, which avgpool copies to all 7 x 7 positions, so the first dense layer acts
-    through its weights summed over those positions. The same function (to rounding) with 49
-    times fewer multiply-adds in that layer, which otherwise costs most of the time on a crop."""
-
-    def __init__(self, model):
-        super().__init__()
-        first = model.classifier[0]
-        dense = torch.nn.Linear(first.in_features // 49, first.out_features)
-        dense = dense.to(first.weight.dtype)
-        with torch.no_grad():
-            dense.weight.copy_(first.weight.reshape(first.out_features, -1, 49).sum(2))
-            dense.bias.copy_(first.bias)
-        self.features = model.features
-        self.avgpool = torch.nn.Identity()
-        self.classifier = torch.nn.Sequential(dense, *model.classifier[1:])
-        self.requires_grad_(False).eval()
-
-    def forward(self, x):
-        a = self.features(x)
-        if a.shape[-2:] != (1, 1):
-            raise ValueError(f"OnePixel takes inputs of 32-63 pixels, got {tuple(x.shape)}")
-        return self.classifier(torch.flatten(a, 1))
+#: VGG-16 on 32-63 pixel crops with a reduced dense head (the checks' model is one too)
+OnePixel = onepixel.OnePixel
 
 
 @functools.lru_cache(maxsize=1)
 def one_pixel(model):
-    """OnePixel(model), made once per model (a float64 VGG-16 whose weights stay as they are)."""
-    return OnePixel(model)
+    """OnePixel(model), made once per model (a float64 VGG-16 whose weights stay as they are);
+    model itself when it is a OnePixel already (config.float64_model)."""
+    return model if isinstance(model, OnePixel) else OnePixel(model)
 
 
 def relevance_model(model, config):
-    """A copy of model (dense weights shared) with the config's gamma per layer in its
+    """model's modules anew around its parameters, with the config's gamma per layer in its
     convolutions' weights (config.gamma_model): the model the checks hand lrp_relevance."""
-    shared = {id(p): p for p in model.classifier.parameters()}
+    shared = {id(p): p for p in model.parameters()}
     return cfg.gamma_model(copy.deepcopy(model, memo=shared), config.layer_gammas())
 
 
@@ -167,10 +148,11 @@ def conv_expected(config):
 def expected(config, model64=None, pixels=None):
     """{name: numpy array} of everything the checks judge against, for a Config.
 
-    model64: the stand-in in float64, frozen (default: the checks' cached one); pixels:
+    model64: the stand-in in float64, frozen (default: the checks' model with float64 layers,
+    config.float64_model); pixels:
     castle.jpg's 224 x 224 x 3 bytes (default: the stored ones the checks' input comes from).
     """
-    model = cfg._model()[0] if model64 is None else model64
+    model = cfg.float64_model() if model64 is None else model64
     pixels = cfg._arrays()["castle_pixels"] if pixels is None else pixels
     X = cfg.crop(utils.normalize(pixels / 255.0), config).double().contiguous()
     if config.size // 32 == 1:  # all drawn crops: the same model, faster (OnePixel)
@@ -246,15 +228,89 @@ def degenerate(config, exp):
     return None
 
 
-def draw(secret, student, model64=None, pixels=None, attempts=50):
+def draw(secret, student, model64=None, pixels=None, attempts=50, bonus=False):
     """(config, expected(config)) of a student: Config.draw(secret, student, attempt) for the
-    first attempt 0, 1, ... that is not degenerate."""
+    first attempt 0, 1, ... that is not degenerate; with bonus, for Exercise 5's check too
+    (its expected curves then join the others, those of typical mistakes left out)."""
     for attempt in range(attempts):
         config = cfg.Config.draw(secret, student, attempt)
         exp = expected(config, model64, pixels)
-        if degenerate(config, exp) is None:
-            return config, exp
+        if degenerate(config, exp) is not None:
+            continue
+        if bonus:
+            more = curve_expected(config, model64, pixels, mistakes=False)
+            if curve_degenerate(config, more) is not None:
+                continue
+            exp = exp | more
+        return config, exp
     raise RuntimeError(f"no usable configuration for {student!r} in {attempts} attempts")
+
+
+# ---------------------------------------------------------------------------
+# Exercise 5: region perturbation curves (lrpkit.faithfulness_checks)
+# ---------------------------------------------------------------------------
+
+
+def curve_expected(config, model64=None, pixels=None, mistakes=True):
+    """{name: numpy array} of what Exercise 5's check judges against, for a Config (the calls
+    of faithfulness_checks.curve_calls), computed the literal way (lrpkit.perturbation):
+    ``curve`` on the checks' VGG-16 and ``curve_softmax`` (the same images, probabilities);
+    ``curve_tiny`` on the small model, and ``curve_tiny_seed``, ``_size``, ``_class`` with
+    one argument changed; ``curve_calls`` (the calls' numbers); with mistakes, the curve of
+    each typical mistake (``curve_lerf`` ...), which the check needs only for a wrong curve.
+    """
+    calls = fc.curve_calls(config)
+    model = one_pixel(cfg.float64_model() if model64 is None else model64)
+    full = None if pixels is None else utils.normalize(pixels / 255.0)
+    main = calls.main
+    X, R = main.inputs(full)
+    args = (X, R, main.c, main.size, main.steps, main.seed)
+    outs = perturbation.literal(model, *args)
+    results = {"curve": outs[:, main.c], "curve_softmax": outs.softmax(1)[:, main.c]}
+    for name in perturbation.MISTAKES if mistakes else ():
+        results[f"curve_{name}"] = perturbation.literal(model, *args, name)[:, main.c]
+    tiny = cfg.tiny_vgg(config.probe_seed)
+    X2, R2 = calls.second.inputs(full)
+    changes = {"": {}, "_seed": {"seed": calls.other_seed}, "_size": {"size": calls.other_size}}
+    changes["_class"] = {"c": calls.other_c}
+    with cfg.one_thread():
+        for key, change in changes.items():
+            call = dataclasses.replace(calls.second, **change)
+            out = perturbation.literal(tiny, X2, R2, call.c, call.size, call.steps, call.seed)
+            results[f"curve_tiny{key}"] = out[:, call.c]
+    arrays = {k: v.detach().cpu().numpy() for k, v in results.items()}
+    return arrays | {"curve_calls": calls.numbers()}
+
+
+def curve_degenerate(config, exp):
+    """Why Exercise 5's check could not tell curves apart for this configuration, or None:
+    a curve not finite or not falling by every step, the softmax's too close, a curve of the
+    small model that another seed, region size or class leaves nearly the same, typical
+    mistakes too close to each other (when given), or the public stored curve too close."""
+    rel = lambda a, b: float(numpy.linalg.norm(a - b) / numpy.linalg.norm(b))  # noqa: E731
+    curves = {k: v for k, v in exp.items() if k.startswith("curve_") or k == "curve"}
+    curves.pop("curve_calls", None)
+    if not all(numpy.isfinite(v).all() for v in curves.values()):
+        return "a curve is not finite"
+    curve = exp["curve"]
+    if (numpy.abs(numpy.diff(curve)) < 1e-6 * numpy.abs(curve).max()).any():
+        return "a step leaves the score nearly the same"
+    if rel(exp["curve_softmax"], curve) < 1e2 * fc.CURVE_NEAR:
+        return "the softmax curve is close to the curve"
+    for key in ("_seed", "_size", "_class"):
+        if rel(exp["curve_tiny" + key], exp["curve_tiny"]) < 1e3 * fc.SAME:
+            return f"curve_tiny{key} is close to curve_tiny"
+    skip = ("curve_softmax", "curve_R", "curve_noise")
+    drops = {k: v[0] - v for k, v in curves.items() if k not in skip and "tiny" not in k}
+    for a in drops:
+        for b in drops:
+            if a < b and rel(drops[a], drops[b]) < 1e2 * fc.CURVE_NEAR:
+                return f"the drops of {a} and {b} are close"
+    if config != cfg.Config.public():
+        public = fc._public()
+        if public is not None and public.shape == curve.shape and rel(curve, public) < 1e-2:
+            return "the curve is close to the public stored one"
+    return None
 
 
 def main(out=cfg.REFERENCE):
@@ -267,8 +323,18 @@ def main(out=cfg.REFERENCE):
     arrays = expected(public, model32.double().requires_grad_(False), pixels)
     seconds = time.perf_counter() - start
     reason = degenerate(public, arrays)
+    model64 = model32.double().requires_grad_(False)
+    curves = curve_expected(public, model64, pixels)
+    reason = reason or curve_degenerate(public, curves)
     if reason:
         raise RuntimeError(f"the public configuration is degenerate: {reason}")
+    X, R = fc.curve_calls(public).main.inputs(utils.normalize(pixels / 255.0))
+    main = fc.curve_calls(public).main
+    fast = perturbation.one_curve(model64, X, R, main.c, main.size, main.steps, main.seed)
+    if float(numpy.linalg.norm(fast.numpy() - curves["curve"])) > 1e-12 * abs(fast).max():
+        raise RuntimeError("the kit's curve and the literal one differ")  # twins, as tested
+    curves["curve_R"] = R.numpy()  # the check's relevance and noise: numpy and torch made them
+    curves["curve_noise"] = fc.noise(X, main.seed).numpy()
     meta = {
         "about": "references for lrpkit.checks; written by `python -m lrpkit.references`",
         "configuration": (
@@ -294,6 +360,7 @@ def main(out=cfg.REFERENCE):
     files = {
         "expected.npz": {k: v for k, v in arrays.items() if k != "castle_pixels"},
         "input.npz": {"castle_pixels": arrays["castle_pixels"]},
+        "perturbation.npz": curves,
     }
     meta["arrays"] = {
         f"{name}/{key}": f"{'x'.join(map(str, a.shape)) or 'scalar'} {a.dtype}"

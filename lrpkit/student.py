@@ -39,7 +39,7 @@ LINE_LENGTH = 100  # ruff's line-length in pyproject.toml
 NOTEBOOK_ROLES = {
     "ex3": "Exercise 3 (25 P): implement Gradient x Input",
     "ex4": "Exercise 4 (25 P): implement the LRP-gamma convolution `Conv`",
-    "ex5": "Exercise 5 (bonus): is the explanation faithful? region perturbation",
+    "ex5": "Exercise 5 (bonus, 25 P on top): is the explanation faithful? region perturbation",
 }
 MARK = ".lrpkit-bundle"  # marks a folder the bundle command may empty and rebuild
 

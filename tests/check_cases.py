@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 import utils
-from lrpkit import checks, sheet, solutions
+from lrpkit import checks, config, sheet, solutions
 from lrpkit.config import CROP
 
 
@@ -44,7 +44,7 @@ CROP_SUM = f"(1, {CROP}, {CROP})"
 @functools.cache
 def notebook_model64():
     """A notebook's global `model` (frozen), in float64: a copy of the stand-in of its own."""
-    return copy.deepcopy(checks._model()[0]).eval()
+    return copy.deepcopy(config.float64_model()).eval()
 
 
 @functools.cache
@@ -170,7 +170,7 @@ GXI_MISTAKES = {
         lambda m, X, c: gradient_x_input(notebook_model32(), X, c),
         "raised RuntimeError",
         "(model, X, c)",
-        "no .float()",
+        "never ran the model it was given",
     ),
     "twice": (on_the_callers_X, "changed the caller's X", "second call", "X.detach()"),
     "requires-grad input": (
@@ -358,7 +358,7 @@ RELEVANCE_MISTAKES = {
     "float32": (
         lambda m, X, c: lrp_relevance(m, X, c).float(),
         "torch.float32",
-        "(lrpmodel, X, c)",
+        "inside lrp_relevance (no .float())",
     ),
     "raises": (lambda m, X, c: m.forward(X), "raised"),
     "twice": (relevance_on_the_callers_X, "changed the caller's X", "second call"),
@@ -440,3 +440,44 @@ LRPMODEL_MISTAKES = {
         "features[0] fails when given (X, L, H)",
     ),
 }
+
+
+# ---------------------------------------------------------------------------
+# Exercise 5: the solution's perturbation_curve and mutants of it
+# ---------------------------------------------------------------------------
+
+EX5 = definitions("ex5_faithfulness.ipynb")
+perturbation_curve = EX5["perturbation_curve"]
+#: the solution's first line, where mutants put code before it
+FIRST_LINE = "    height, width = X.shape[-2:]\n"
+#: mutant -> (old, new) text of the solution's perturbation_curve, and the words its FAIL
+#: line must contain (the grading tests make the same edits in the notebook)
+CURVE_MUTANTS = {
+    "size ignored": (FIRST_LINE, "    size = 8\n" + FIRST_LINE, "ignores its size argument"),
+    "class hard-coded": ("model(batch)[:, c]", "model(batch)[:, 483]", "ignores its class"),
+    "stored curve": (
+        FIRST_LINE,
+        "    import numpy\n\n"
+        "    stored = numpy.load(utils.DATA / 'reference' / 'perturbation.npz')\n"
+        "    return torch.from_numpy(stored['curve'])\n" + FIRST_LINE,
+        "stored curve",
+    ),
+    "least relevant first": ("descending=True", "descending=False", "least relevant regions go"),
+    "not accumulated": (
+        "        rows = slice(",
+        "        x = X.detach().clone()\n        rows = slice(",
+        "do not accumulate",
+    ),
+    "unseeded noise": ("generator=torch.Generator().manual_seed(seed), ", "", "not seeded"),
+}
+
+
+def curve_mutant(name):
+    """The solution's perturbation_curve with the edit of CURVE_MUTANTS[name]."""
+    old, new, _ = CURVE_MUTANTS[name]
+    nb = nbformat.read(solutions.SOLUTIONS / "ex5_faithfulness.ipynb", as_version=4)
+    (source,) = [c.source for c in nb.cells if "def perturbation_curve(" in c.source]
+    assert source.count(old) == 1, name
+    namespace = {"torch": torch, "utils": utils}
+    exec(compile(source.replace(old, new), name, "exec"), namespace)
+    return namespace["perturbation_curve"]

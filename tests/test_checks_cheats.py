@@ -8,6 +8,7 @@ and on hidden ones; a stored array matches no hidden configuration.
 import dataclasses
 
 import pytest
+import torch
 from check_cases import ConvPx, gradient_x_input, lrp_relevance
 
 from lrpkit import checks, explorer, observe, references
@@ -56,7 +57,7 @@ def test_returning_the_stored_arrays_fails_on_a_hidden_configuration(drawn):
         ("check_relevance", "rel", (ConvPx,)),
         ("check_relevance", "zb", (ConvPx,)),
     ):
-        array = checks.torch.from_numpy(stored[key])
+        array = torch.from_numpy(stored[key])
 
         def cheat(model, X, c, array=array):
             return array.reshape(X.shape) if array.numel() == X.numel() else array

@@ -293,17 +293,20 @@ def short_curves(monkeypatch):
     monkeypatch.setattr(explorer, "CURVE_STEPS", 4)
 
 
-def test_curve_button_draws_the_kits_curve(ex, standin64, X64, short_curves):
+def test_curve_button_draws_the_instructors_curve(standin64, X64, short_curves):
+    """An instructor passes the kit's curve (lrpkit.perturbation.one_curve): its progress
+    reaches the bar, and the explorer says whose curve it draws."""
     from lrpkit import perturbation
 
-    assert not ex.curve_button.disabled and ex.curve is None
+    ex = explorer.explore(standin64, X64, curve=perturbation.one_curve).explorer
+    assert ex.curve is None and "lrpkit.perturbation.one_curve" in ex.curve_note.value
     ex.sliders[1].value = 0.05
     ex.curve_button.click()
     ref = perturbation.curve(standin64, X64, ex.relevance, 483, explorer.CURVE_SIZE, 4)[0]
     assert ex.curve.shape == (5,) and torch.allclose(ex.curve, ref, rtol=1e-10, atol=0)
     assert ex.progress.value == 100 and bytes(ex.curve_view.value).startswith(b"\x89PNG")
     assert ex.curve_view.layout.display is None  # shown
-    assert "AOPC" in ex.curve_note.value
+    assert "AOPC" in ex.curve_note.value and "lrpkit.perturbation.one_curve" in ex.curve_note.value
     ex.sliders[1].value = 0.1  # another heatmap: the curve shown no longer belongs to it
     assert ex.curve is None and bytes(ex.curve_view.value) == b"" and ex.progress.value == 0
     assert ex.curve_view.layout.display == "none"
@@ -325,15 +328,54 @@ def test_curve_button_runs_a_students_function(standin64, X64, short_curves):
     assert len(calls) == 3, "the random order's curve is kept per class"
 
 
-def test_curve_button_needs_the_kit_or_a_function(standin64, X64, monkeypatch):
-    import importlib.util
+class Shell:
+    """IPython's shell as the explorer sees it: the notebook's namespace."""
 
-    find_spec = importlib.util.find_spec
+    def __init__(self, **names):
+        self.user_ns = names
+
+
+def test_curve_button_uses_the_notebooks_perturbation_curve(standin64, X64, monkeypatch):
+    """Without curve=, the function the notebook defines (Exercise 5), named as the student's."""
+    import IPython
+
+    def perturbation_curve(model, X, R, c, size, steps, seed):
+        return torch.linspace(3.0, 1.0, steps + 1, dtype=X.dtype)
+
+    perturbation_curve.__module__ = "__main__"  # as defined in a notebook cell
     monkeypatch.setattr(
-        importlib.util,
-        "find_spec",
-        lambda name, *a: None if name == "lrpkit.perturbation" else find_spec(name, *a),
+        IPython, "get_ipython", lambda: Shell(perturbation_curve=perturbation_curve)
     )
     ex = explorer.explore(standin64, X64).explorer
-    assert ex.curve_button.disabled and "instructor kit" in ex.curve_note.value
+    assert ex.whose == "your perturbation_curve (defined in this notebook)"
+    assert "your perturbation_curve" in ex.curve_note.value
+    assert ex.curve_button in ex.widget.children[-1].children
+    assert ex.draw_curve().tolist() == torch.linspace(3.0, 1.0, explorer.CURVE_STEPS + 1).tolist()
+
+
+@pytest.mark.parametrize("names", [{}, {"perturbation_curve": "not a function"}])
+def test_no_curve_button_without_a_curve_function(standin64, X64, monkeypatch, names):
+    """Neither curve= nor a notebook function: no button at all (nothing broken to press)."""
+    import IPython
+
+    monkeypatch.setattr(IPython, "get_ipython", lambda: Shell(**names))
+    ex = explorer.explore(standin64, X64).explorer
+    assert ex.curve_button is None and ex.draw_curve() is None and ex.curve is None
+    shown = [w for box in ex.widget.children for w in getattr(box, "children", ())]
+    assert not any(isinstance(w, explorer.widgets.Button) for w in shown)
+    assert "curve" not in repr(ex.widget.children)
+
+
+def test_a_curve_function_that_raises_is_reported_beside_the_button(standin64, X64):
+    """The handed-out notebook's perturbation_curve raises NotImplementedError until Exercise 5
+    is done: the button says so instead of breaking."""
+
+    def perturbation_curve(model, X, R, c, size, steps, seed):
+        raise NotImplementedError("Exercise 5 -- return the steps + 1 logits")
+
+    ex = explorer.explore(standin64, X64, curve=perturbation_curve).explorer
     assert ex.draw_curve() is None and ex.curve is None
+    assert "raised NotImplementedError: Exercise 5 -- return the steps + 1 logits" in (
+        ex.curve_note.value
+    )
+    assert ex.curve_view.layout.display == "none"

@@ -44,8 +44,8 @@ def test_committed_clean(name):
 
 def check_calls(name):
     """The checks that the check cells of a notebook call; asserts each cell calls one check
-    (of lrpkit.checks, or faithfulness_checks for Exercise 5) and is tagged with its
-    exercise, and no other cell calls a check."""
+    of lrpkit.checks (Exercise 5's too) and is tagged with its exercise, and no other cell
+    calls a check."""
     exercise = NOTEBOOKS[name]
     found = []
     for cell in code_cells(read(name)):
@@ -55,7 +55,7 @@ def check_calls(name):
         assert exercise in layout.tags(cell)
         (statement,) = ast.parse(cell.source).body  # `_ = checks.check_...(...)`: nbval
         call = statement.value  # does not honour a trailing `;` that would hide True
-        assert ast.unparse(call.func).startswith(("checks.check_", "faithfulness_checks.check_"))
+        assert ast.unparse(call.func).startswith("checks.check_")
         found.append(call.func.attr)
     assert found, "no check cells"
     return found
@@ -63,9 +63,9 @@ def check_calls(name):
 
 def test_check_cells_call_every_check_once():
     used = [check for name in NOTEBOOKS for check in check_calls(name)]
-    public = [name for module in (checks, faithfulness_checks) for name in dir(module)]
-    public = sorted(name for name in public if name.startswith("check_"))
-    assert sorted(used) == public
+    public = sorted(name for name in dir(checks) if name.startswith("check_"))
+    assert sorted(used) == public == sorted(checks.CHECKS)
+    assert not [name for name in dir(faithfulness_checks) if name.startswith("check_")]
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)

@@ -1,5 +1,6 @@
 """Region perturbation (lrpkit.perturbation) against literal twins and Quantus, AOPC, and the
-self-check of Exercise 5 (lrpkit.faithfulness_checks) on each typical mistake.
+literal curves of typical mistakes that Exercise 5's check is judged against (its check:
+tests/test_checks_curve.py).
 
 Comparisons run in float64 on crops of castle.jpg (VGG-16 takes any size from 32 x 32 up),
 so the twins agree to rounding; float32 is compared with float64 at a measured tolerance.
@@ -13,7 +14,7 @@ import pytest
 import torch
 
 import utils
-from lrpkit import faithfulness_checks, perturbation
+from lrpkit import perturbation
 from lrpkit.perturbation_bench import quantus_curve
 from lrpkit.sheet import CLASS
 
@@ -194,98 +195,74 @@ def test_rejects_bad_settings(standin64, x64, R64):
 
 
 # ---------------------------------------------------------------------------
-# Exercise 5's self-check: the stored references and a diagnosis for each mistake
+# the literal twin with typical mistakes (Exercise 5's expected results)
 # ---------------------------------------------------------------------------
 
 
-def test_stored_references_are_the_kits_curve(standin64):
-    from lrpkit import checks
-
-    stored = faithfulness_checks._stored()
-    X, R = checks.grading_input(), stored["R"]
-    assert torch.equal(stored["X"], X)
-    fc = faithfulness_checks
-    again = perturbation.curve(checks.grading_model(), X, R, CLASS, fc.SIZE, fc.STEPS, seed=fc.SEED)
-    assert rel(again[0], stored["curve"]) < 1e-12
-
-
-def kit(mistake=None):
-    def perturbation_curve(model, X, R, c, size, steps, seed):
-        return perturbation.literal(model, X, R, c, size, steps, seed, mistake)
-
-    return perturbation_curve
+def test_literal_is_the_explicit_loop_and_the_kits_curve(standin64, x64, R64):
+    """literal() builds the images one region at a time and classifies them in one batch:
+    the explicit loop's curve, and the kit's (lrpkit.perturbation.one_curve)."""
+    size, steps = 16, 6
+    B = perturbation.baseline_image(x64, "uniform", seed=9)
+    out = perturbation.literal(standin64, x64, R64, CLASS, size, steps, 9)
+    assert out.shape == (steps + 1, 1000)
+    assert rel(out[:, CLASS], explicit_curve(standin64, x64, R64, CLASS, size, steps, B)) < TOL
+    fast = perturbation.one_curve(standin64, x64, R64, CLASS, size, steps, 9)
+    assert rel(fast, out[:, CLASS]) < TOL
 
 
-def verdict(capsys, function):
-    ok = faithfulness_checks.check_perturbation_curve(function)
-    (line,) = capsys.readouterr().out.splitlines()
-    return ok, line
+@pytest.mark.parametrize("mistake", perturbation.MISTAKES)
+def test_literal_mistakes_are_what_they_say(standin64, x64, R64, mistake):
+    """Each mistake against the explicit loop with that mistake written out."""
+    size, steps, seed = 16, 5, 4
+    x, R, B = x64, R64, perturbation.baseline_image(x64, "uniform", seed=seed)
+    L, H = utils.bounds(x)
+    if mistake == "lerf":
+        R = -R
+    elif mistake == "absolute":
+        R = R.abs()
+    elif mistake == "unmapped":
+        B = (B - L) / (H - L)  # u itself
+    elif mistake == "pixels":
+        size = 1
+    got = perturbation.literal(standin64, x64, R64, CLASS, 16, steps, seed, mistake)[:, CLASS]
+    if mistake == "single":  # each step on the unperturbed image
+        order = perturbation.ranking(R, size)[0, :steps].tolist()
+        ref = [explicit_curve(standin64, x, R, CLASS, size, 0, B)[0]]
+        for r in order:
+            top, left = r // (64 // size) * size, r % (64 // size) * size
+            one = x.clone()
+            one[..., top : top + size, left : left + size] = B[
+                ..., top : top + size, left : left + size
+            ]
+            with torch.no_grad():
+                ref.append(standin64(one)[0, CLASS])
+        ref = torch.stack(ref)
+    elif mistake == "fresh_noise":  # region k from the k-th draw of one generator
+        gen = torch.Generator().manual_seed(seed)
+        draws = [torch.rand(x.shape, generator=gen, dtype=x.dtype) for _ in range(steps)]
+        order = perturbation.ranking(R, size)[0, :steps].tolist()
+        current, ref = x.clone(), [explicit_curve(standin64, x, R, CLASS, size, 0, B)[0]]
+        for k, r in enumerate(order):
+            top, left = r // (64 // size) * size, r % (64 // size) * size
+            noise = L + draws[k] * (H - L)
+            current[..., top : top + size, left : left + size] = noise[
+                ..., top : top + size, left : left + size
+            ]
+            with torch.no_grad():
+                ref.append(standin64(current)[0, CLASS])
+        ref = torch.stack(ref)
+    else:
+        ref = explicit_curve(standin64, x, R, CLASS, size, steps, B)
+    assert rel(got, ref) < TOL
+    right = perturbation.literal(standin64, x64, R64, CLASS, 16, steps, seed)[:, CLASS]
+    assert rel(got, right) > 1e-3, "the mistake changes the curve"
 
 
-def test_check_passes_the_literal_twin(capsys):
-    ok, line = verdict(capsys, kit())
-    assert ok and line.startswith("PASS check_perturbation_curve: ")
+def test_check_ships_without_the_solution():
+    """Exercise 5's check goes to students: it must not import the kit's curve or the LRP."""
+    from lrpkit import faithfulness_checks
 
-
-@pytest.mark.parametrize(
-    "mistake, words",
-    [
-        ("lerf", "least relevant regions go first"),
-        ("pixels", "single pixels are replaced"),
-        ("single", "do not accumulate"),
-        ("absolute", "absolute relevance"),
-        ("fresh_noise", "new noise"),
-        ("unmapped", "not in the pixel range"),
-        ("softmax", "softmax"),
-    ],
-)
-def test_check_names_each_stored_mistake(capsys, mistake, words):
-    ok, line = verdict(capsys, kit(mistake))
-    assert not ok and line.startswith("FAIL check_perturbation_curve: ") and words in line
-
-
-def test_check_finds_an_unseeded_baseline(capsys):
-    def unseeded(model, X, R, c, size, steps, seed):
-        return kit()(model, X, R, c, size, steps, int(torch.randint(1 << 30, ())))
-
-    ok, line = verdict(capsys, unseeded)
-    assert not ok and "not seeded" in line and "manual_seed(seed)" in line
-
-
-@pytest.mark.parametrize(
-    "change, words",
-    [
-        (lambda f: f[1:], "one short of steps + 1"),
-        (lambda f: f[None], "has shape (1, 9)"),
-        (lambda f: f.float(), "float32"),
-        (lambda f: f.tolist(), "is a list"),
-        (lambda f: f * float("nan"), "NaN"),
-        (lambda f: torch.cat([f[:1] + 1, f[1:]]), "first value is not the logit"),
-    ],
-)
-def test_check_finds_wrong_results(capsys, change, words):
-    def wrong(model, X, R, c, size, steps, seed):
-        return change(kit()(model, X, R, c, size, steps, seed))
-
-    ok, line = verdict(capsys, wrong)
-    assert not ok and words in line, line
-
-
-def test_check_finds_a_fixed_seed_and_an_unfinished_task(capsys):
-    ok, line = verdict(
-        capsys, lambda model, X, R, c, size, steps, seed: kit()(model, X, R, c, size, steps, 0)
-    )
-    assert not ok and "does not change with the seed" in line
-
-    def todo(*args):
-        raise NotImplementedError("Exercise 5 -- return the steps + 1 logits")
-
-    ok, line = verdict(capsys, todo)
-    assert not ok and "replace the line raise NotImplementedError" in line
-
-
-def test_checks_ship_without_the_solution():
-    """The self-check goes to students: it must not import the kit's curve or the LRP."""
     tree = ast.parse(inspect.getsource(faithfulness_checks))
     imported = set(
         itertools.chain.from_iterable(
@@ -296,4 +273,4 @@ def test_checks_ship_without_the_solution():
             if isinstance(n, ast.Import | ast.ImportFrom)
         )
     )
-    assert not {"lrpkit.perturbation", "lrpkit.lrp"} & imported, imported
+    assert not {"lrpkit.perturbation", "lrpkit.lrp", "lrpkit.references"} & imported, imported

@@ -309,7 +309,7 @@ def test_bundle_holds_what_students_need_and_nothing_else(bundle):
     files.remove(student.MARK)
     allowed = re.compile(
         r"(README\.md|utils\.py|environment\.yml|requirements\.txt|pyproject\.toml"
-        r"|lrpkit/(__init__|sheet|config|observe|tripwire|judge|judge_lrp|checks|explorer"
+        r"|lrpkit/(__init__|sheet|config|onepixel|observe|tripwire|judge|judge_lrp|checks|explorer"
         r"|faithfulness_checks)\.py|data/reference/.*|ex[345]_\w+\.ipynb)"
     )
     assert [f for f in files if not allowed.fullmatch(f)] == []
@@ -330,10 +330,14 @@ def test_bundle_readme_names_what_students_must_keep(bundle):
         "Conv(conv, gamma)",
         "lrp_relevance(lrpmodel, X, c)",
         "gradient_x_input_ex3(model, X, c)",
+        "perturbation_curve(model, X, R, c, size, steps, seed)",
     ):
         assert f"`{name}`" in readme, name
     assert "VGG16_WEIGHTS=standin .venv/bin/jupyter lab" in readme
     assert "<student id>.ipynb" in readme and "<student id>/" in readme
+    assert "`ex5_faithfulness.ipynb` if you did the bonus" in readme
+    assert "`Total: 50/50`" in readme and "`bonus: not handed in`" in readme
+    assert "Exercise 3's checks grade `gradient_x_input`" in readme
     for name in SOLUTION_NAMES:
         assert f"| `{name}` |" in readme, name
     assert "{" not in readme, "an unfilled template field"
@@ -404,6 +408,26 @@ def test_bundled_code_holds_no_answer(bundle):
                 assert not names & {"lrpkit.lrp", "lrp"}, where
             if isinstance(node, ast.Import):
                 assert all(a.name != "lrpkit.lrp" for a in node.names), where
+
+
+def test_bundled_code_imports_no_instructor_module(bundle):
+    """What ships never imports the reference (lrpkit.lrp, references, perturbation) nor
+    looks for it (find_spec): it behaves the same for students and instructors."""
+    instructor = {"lrpkit.lrp", "lrpkit.references", "lrpkit.perturbation"}
+    shipped = {p.relative_to(bundle).as_posix() for p in bundle.rglob("*.py")}
+    assert "lrpkit/explorer.py" in shipped and "lrpkit/onepixel.py" in shipped
+    for path in sorted(bundle.rglob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            names = set()
+            if isinstance(node, ast.Import):
+                names = {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                names = {node.module or ""} | {f"{node.module}.{a.name}" for a in node.names}
+            elif isinstance(node, ast.Call) and ast.unparse(node.func).endswith("find_spec"):
+                names = {ast.unparse(a).strip("'\"") for a in node.args}
+                assert not any(n.startswith("lrpkit") for n in names), (path.name, names)
+            assert not names & instructor, (path.name, names)
 
 
 def test_bundle_imports_its_own_kit(bundle):

@@ -5,7 +5,9 @@ No real ImageNet weights are needed: the tests write VGG-16 weight files themsel
 monkeypatch utils.VGG16_SHA256 / utils.VGG16_URL to match them.
 """
 
+import contextlib
 import hashlib
+import io
 import os
 
 import pytest
@@ -93,8 +95,8 @@ def test_two_standin_loads_are_identical(standin, monkeypatch, capsys):
     again = utils.load_vgg16()  # chosen by the environment this time
     assert utils.STANDIN_NOTE in capsys.readouterr().out
     assert same_weights(again, standin.state_dict())
-    # Not a shared object: a second load is a second model.
-    assert again.features[0].weight.data_ptr() != standin.features[0].weight.data_ptr()
+    # Not a shared object: a second load is a second model (on the same weight tensors).
+    assert again is not standin and again.features[0] is not standin.features[0]
 
 
 def test_standin_banner_every_time(standin, monkeypatch, capsys):
@@ -255,3 +257,19 @@ def test_offline_error_names_both_remedies(offline, monkeypatch, value):
     assert "VGG16_WEIGHTS=/path/to/vgg16-397923af.pth" in message
     assert "VGG16_WEIGHTS=standin" in message
     assert utils.VGG16_URL in message
+
+
+def test_models_of_one_source_share_their_weight_tensors_only(standin, monkeypatch):
+    """The weights are made once per session and shared by the models made from them (553 MB
+    once); each model has its own layers and parameters: replacing a layer, a weight or
+    requires_grad in one leaves the other as it was."""
+    monkeypatch.setattr(utils, "standin_state_dict", lambda: pytest.fail("made again"))
+    with contextlib.redirect_stdout(io.StringIO()):
+        one, two = utils.load_vgg16("standin"), utils.load_vgg16("standin")
+    for p, q in zip(one.parameters(), two.parameters(), strict=True):
+        assert p.data_ptr() == q.data_ptr() and p is not q
+    two.features[0] = utils.newlayer(two.features[0], lambda p: p.clamp(min=0))
+    two.classifier[0].weight = torch.nn.Parameter(torch.zeros_like(one.classifier[0].weight))
+    two.requires_grad_(False)
+    assert same_weights(one, standin.state_dict()) and not same_weights(two, standin.state_dict())
+    assert all(p.requires_grad for p in one.parameters())

@@ -8,24 +8,27 @@ no hidden configuration, no expected values. Every text is escaped.
 """
 
 from lrpkit.grading.pages import badge, esc, page, table
-from lrpkit.grading.report import diagnosis, function_of, maxima, notebook_of, number
+from lrpkit.grading.report import diagnosis, function_of, maxima, notebook_of, number, shown
 
 
 def _summary(result, course):
     most, maximum = maxima(course)
     points = result.points or {}
+    exercises, unsent = shown(result, course)
     rows = [
         [
             esc(course.title(e)) + (' <span class="muted">(bonus)</span>' * (e in course.bonus)),
             esc(number(points.get(e, 0))),
             esc(number(most[e])),
         ]
-        for e in course.exercises
+        for e in exercises
     ]
     raw = result.raw or 0.0
     rows.append(
         ["<strong>Total</strong>", f"<strong>{esc(number(raw))}</strong>", esc(number(maximum))]
     )
+    if unsent:
+        rows.append(['bonus: <span class="muted">not handed in</span>', "", ""])
     if result.late.late and result.late.percent:
         after = number(result.late.apply(raw))
         rows.append(["Total after the late penalty", esc(after), esc(number(maximum))])
@@ -86,7 +89,7 @@ def feedback_page(result, course):
     body = [
         f"<h1>Feedback for <code>{esc(result.student)}</code></h1>",
         _summary(result, course),
-        *(_checks(result, course, exercise) for exercise in course.exercises),
+        *(_checks(result, course, exercise) for exercise in shown(result, course)[0]),
         _notes(result),
     ]
     return page(f"Feedback for {result.student}", "\n".join(part for part in body if part))

@@ -22,22 +22,30 @@ def check_name(source):
 
 def handles(source):
     """Whether a check cell calls one of the kit's observing checks (lrpkit.checks.CHECKS);
-    other checks (Exercise 5's) print their verdicts, compared with the stored ones."""
+    other checks print their verdicts, compared with the stored ones."""
     from lrpkit import checks
 
     return check_name(source) in checks.CHECKS
+
+
+#: Exercise 5's check: its expected curves are computed with the configuration when the
+#: bonus is graded (else when first asked for), those of typical mistakes only for a wrong
+#: curve (they take most of the time)
+CURVE_CHECK = "check_perturbation_curve"
 
 
 class HiddenChecks:
     """Per-student configurations and the verdicts on their observations (thread-safe).
 
     ``secret``: the course secret's bytes; ``recorded``: {student: Config JSON} to re-grade
-    with (from an earlier grades.csv), which take precedence over drawing.
+    with (from an earlier grades.csv), which take precedence over drawing; ``bonus``: the
+    bonus Exercise 5 is graded too (its check's curves then count when drawing).
     """
 
-    def __init__(self, secret, recorded=None):
+    def __init__(self, secret, recorded=None, bonus=False):
         self.secret = secret
         self.recorded = dict(recorded or {})
+        self.bonus = bonus
         self.lock = threading.Lock()
         self._model = None
         self._expected = {}  # Config JSON -> expected arrays
@@ -66,12 +74,12 @@ class HiddenChecks:
             pool.shutdown(wait=True, cancel_futures=True)
 
     def model(self):
-        """The stand-in in float64, frozen: made once per grading run (~2 s, 1.1 GB)."""
+        """The stand-in in float64 on 32-63 pixels, frozen: made once per grading run."""
         with self.lock:
             if self._model is None:
                 from lrpkit import config
 
-                self._model = config._model()[0]
+                self._model = config.float64_model()
             return self._model
 
     def config(self, student):
@@ -89,21 +97,28 @@ class HiddenChecks:
         if student in self.recorded:
             config = Config.from_json(self.recorded[student])
             expected = references.expected(config, self.model())
+            if self.bonus:
+                expected |= references.curve_expected(config, self.model(), mistakes=False)
         else:
-            config, expected = references.draw(self.secret, student, self.model())
+            draw = references.draw
+            config, expected = draw(self.secret, student, self.model(), bonus=self.bonus)
         with self.lock:
             self._expected[config.to_json()] = expected
         return config
 
-    def expected(self, config):
+    def expected(self, config, name=None, mistakes=False):
+        """The expected results of a configuration; with name CURVE_CHECK, with Exercise 5's
+        curves (and, with mistakes, those of the typical mistakes)."""
+        from lrpkit import references
+
         with self.lock:
             found = self._expected.get(config.to_json())
         if found is None:
-            from lrpkit import references
-
             found = references.expected(config, self.model())
-            with self.lock:
-                self._expected[config.to_json()] = found
+        if name == CURVE_CHECK and ("curve" not in found or mistakes and "curve_lerf" not in found):
+            found = found | references.curve_expected(config, self.model(), mistakes=mistakes)
+        with self.lock:
+            self._expected[config.to_json()] = found
         return found
 
     def verdict(self, source, stdout, config):
@@ -125,4 +140,8 @@ class HiddenChecks:
             observation = checks.decode_observation(lines[0])
         except ValueError as error:
             return False, f"not graded: the observation could not be read ({error})"
-        return checks.verdict(name, observation, self.expected(config))
+        passed, text = checks.verdict(name, observation, self.expected(config, name))
+        if not passed and name == CURVE_CHECK:  # a wrong curve: which typical mistake?
+            exp = self.expected(config, name, mistakes=True)
+            passed, text = checks.verdict(name, observation, exp)
+        return passed, text

@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 STEM = re.compile(r"(ex\d+)(?:[^0-9a-z]|$)")
+MISSING = " is missing"  # the end of a lost exercise's reason when its notebook is not there
 
 
 def exercise_of(notebook, names):
@@ -40,5 +41,10 @@ def lost_exercises(sub, course):
         if exercise in held:
             continue
         bad = [nb.problem for nb in sub.files if nb.problem and exercise_of(nb, names) == exercise]
-        lost[exercise] = "; ".join(bad) or f"{expected[exercise]} is missing"
+        lost[exercise] = "; ".join(bad) or f"{expected[exercise]}{MISSING}"
     return lost
+
+
+def missing(why):
+    """Whether a lost exercise's reason says its notebook was not handed in at all."""
+    return why.endswith(MISSING)

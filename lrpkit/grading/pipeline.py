@@ -26,7 +26,7 @@ from pathlib import Path
 
 from lrpkit.grading import classreport, details
 from lrpkit.grading import secret as course_secret
-from lrpkit.grading.course import GradingError, load_course
+from lrpkit.grading.course import BONUS, GradingError, load_course
 from lrpkit.grading.files import remove_tree
 from lrpkit.grading.gradebook import Layout
 from lrpkit.grading.hidden import HiddenChecks
@@ -307,7 +307,9 @@ def grade(
             sub.submitted = times[sub.student]
     hidden = None
     if course.hidden:
-        hidden = HiddenChecks(secret if secret is not None else course_secret.load(), recorded)
+        bonus = any(check.exercise in BONUS for check in course.checks)
+        secret = secret if secret is not None else course_secret.load()
+        hidden = HiddenChecks(secret, recorded, bonus)
     if shard is not None:
         subs = shard.select(subs)
         shard.write_marker(out, [sub.student for sub in subs])

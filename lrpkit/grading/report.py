@@ -15,6 +15,8 @@ import re
 import tempfile
 from pathlib import Path
 
+from lrpkit.grading.scoring import not_handed_in
+
 FEEDBACK = "feedback"  # the folder of feedback files in an output folder
 #: an id that is its own file name on every file system (lowercase: case-insensitive ones)
 PLAIN = re.compile(r"[a-z0-9][a-z0-9._@+-]{0,99}")
@@ -107,18 +109,28 @@ def maxima(course):
     return found, sum(p for e, p in found.items() if e not in course.bonus)
 
 
+def shown(result, course):
+    """The exercises a student's feedback shows: all the course grades but a bonus exercise
+    the student did not hand in (then said once: "bonus: not handed in"; it never lowers the
+    total's share, as the maximum holds no bonus points)."""
+    unsent = not_handed_in(result.verdicts)
+    return [e for e in course.exercises if e not in unsent], bool(unsent)
+
+
 def feedback(result, course):
     """The feedback file's text (markdown) for one student's result."""
     most, maximum = maxima(course)
     points = result.points or {}
+    exercises, unsent = shown(result, course)
     parts = [
         f"{course.title(e).split(':')[0]}{' (bonus)' * (e in course.bonus)}: "
         f"{number(points.get(e, 0))}/{number(most[e])}"
-        for e in course.exercises
+        for e in exercises
     ]
+    parts.append(f"Total: {number(result.raw or 0.0)}/{number(maximum)}")
     raw = result.raw or 0.0
     lines = [f"# Feedback for {literal(result.student)}", ""]
-    lines += [" | ".join([*parts, f"Total: {number(raw)}/{number(maximum)}"]), ""]
+    lines += [" | ".join([*parts, *(["bonus: not handed in"] if unsent else [])]), ""]
     if result.late.late:
         lines += [f"Late: {result.late.text}", ""]
         if result.late.percent:
@@ -128,7 +140,7 @@ def feedback(result, course):
     if result.status != "graded":
         status += f" ({literal(result.reason)})"
     lines.append(status)
-    for exercise in course.exercises:
+    for exercise in exercises:
         mine = [v for v in result.verdicts if v.check.exercise == exercise]
         if mine:
             lines += ["", f"## {course.title(exercise)}", ""]

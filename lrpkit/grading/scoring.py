@@ -10,9 +10,10 @@ with that reason, and the other exercises are graded as usual.
 import re
 from dataclasses import dataclass, field
 
-from lrpkit.grading.course import ALL_EXERCISES, EXERCISES, Check
+from lrpkit.grading.course import ALL_EXERCISES, BONUS, EXERCISES, Check
 from lrpkit.grading.hidden import handles
 from lrpkit.grading.late import Late
+from lrpkit.grading.parts import missing
 from lrpkit.grading.sandbox import limit_from_error
 
 LEFT_RUNNING = "ThreadLeftRunning"  # the guard's error for a thread the student left running
@@ -25,6 +26,7 @@ class Verdict:
     check: Check
     passed: bool
     text: str
+    missing: bool = False  # the check's cell found a name undefined (nothing handed in?)
 
 
 @dataclass(frozen=True)
@@ -163,12 +165,19 @@ def verdict(check, guard, record, cell_timeout, hidden=None, config=None):
         text = "not graded: the grader could not reset the kernel before this check"
     elif record.get("error"):
         text = _record_hint(record, cell_timeout)
+        return Verdict(check, passed, text, missing=record["error"][0] == "NameError")
     elif "Timeout" in record.get("message", ""):
         text = hint("", "", record["message"], cell_timeout)
     else:
         fail = _first_line(stdout, "FAIL")
         text = fail or ("output differs from the expected verdict: " + stdout.strip()[:300])
     return Verdict(check, passed, text)
+
+
+def not_handed_in(verdicts):
+    """The bonus exercises none of whose checks found the names they check defined."""
+    bonus = {v.check.exercise for v in verdicts if v.check.exercise in BONUS}
+    return {e for e in bonus if all(v.missing for v in verdicts if v.check.exercise == e)}
 
 
 def _running(run):
@@ -246,11 +255,19 @@ def score(student, run, cell_timeout, hidden=None, lost=None, checks=None):
     failed = [v for v in verdicts if not v.passed]
     if lost:
         skipped = [c for c in checks or () if c.exercise in lost]
-        verdicts += [Verdict(c, False, f"not graded: {lost[c.exercise]}") for c in skipped]
+        verdicts += [
+            Verdict(c, False, f"not graded: {lost[c.exercise]}", missing(lost[c.exercise]))
+            for c in skipped
+        ]
         if checks:
             order = {check.key: number for number, check in enumerate(checks)}
             verdicts.sort(key=lambda v: order.get(v.check.key, len(order)))
+    unsent = not_handed_in(verdicts)  # a bonus left out: no failure, said in the reason
+    failed = [v for v in failed if v.check.exercise not in unsent]
+    lost = {exercise: why for exercise, why in lost.items() if exercise not in unsent}
     status, reason = _status(run, failed, notes, lost)
+    if unsent:
+        reason = f"{reason}; bonus: not handed in" if reason else "bonus: not handed in"
     points = {exercise: round(value, 6) for exercise, value in points.items()}
     earned = {v.check.key: v.check.points if v.passed else 0.0 for v in verdicts}
     config = run.config.to_json() if run.config is not None else ""

@@ -5,12 +5,14 @@ are graded with the rest of the class in conftest.class_run): each loses points
 on exactly the exercise it breaks, and its feedback names the mistake; a cheat that returns
 a shipped array or calls the kit's own code gets 0 on that check; the correct submission gets
 full marks; re-grading with the configurations recorded in grades.csv gives the same rows.
+With the bonus Exercise 5, each mutant of its solution loses its points, named.
 """
 
 import shutil
 
 import pytest
-from classcourse import EX5, MISTAKES, SECRET, submit
+from check_cases import CURVE_MUTANTS
+from classcourse import EX5, MISTAKES, SECRET, edited, submit
 from crafting import read_csv
 
 from lrpkit.grading.course import ALL_EXERCISES, load_course
@@ -32,11 +34,16 @@ def graded(class_run):
         shutil.copytree(subs / student, again / student)
     recorded = read_configs(base / "out" / "configs.jsonl")
     grade(again, base / "out-again", secret=b"another secret", recorded=recorded, **options)
-    # the bonus Exercise 5, graded when the instructor includes it
+    # the bonus Exercise 5, graded when the instructor includes it; its mutants hand in
+    # Exercise 5's notebook only (their other exercises get no points)
     bonus = base / "bonus"
     submit(bonus, "all-three")
     shutil.copyfile(SOLUTIONS / EX5, bonus / "all-three" / EX5)
     submit(bonus, "no-ex5")
+    for name, (old, new, _) in CURVE_MUTANTS.items():
+        (bonus / name.replace(" ", "-")).mkdir()
+        text = edited(EX5, "def perturbation_curve(", old, new)
+        (bonus / name.replace(" ", "-") / EX5).write_text(text, encoding="utf-8")
     with_bonus = load_course(course, exercises=ALL_EXERCISES)
     grade(bonus, base / "out-bonus", secret=SECRET, course=with_bonus, **options)
     return base
@@ -86,4 +93,20 @@ def test_the_bonus_exercise_is_graded_like_the_others_when_included(graded):
     assert (rows["all-three"]["ex5"], rows["all-three"]["total"]) == ("25", "75")
     assert rows["all-three"]["maximum"] == "50", "the bonus is extra credit"
     assert (rows["no-ex5"]["ex5"], rows["no-ex5"]["total"]) == ("0", "50")
+    assert rows["no-ex5"]["reason"] == "all checks passed; bonus: not handed in"
+    feedback = (graded / "out-bonus" / "feedback" / "no-ex5.md").read_text()
+    assert "| Total: 50/50 | bonus: not handed in" in feedback and "defined" not in feedback
+    assert "Total: 75/50" in (graded / "out-bonus" / "feedback" / "all-three.md").read_text()
     assert "ex5" not in read_csv(graded / "out" / "grades.csv")["correct"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(CURVE_MUTANTS))
+def test_each_mutant_of_exercise_5_loses_its_points_with_its_own_verdict(graded, name):
+    """Graded on hidden configurations with --bonus (make grade's code path)."""
+    student = name.replace(" ", "-")
+    row = read_csv(graded / "out-bonus" / "grades.csv")[student]
+    assert (row["ex5"], row["status"]) == ("0", "graded"), row
+    feedback = (graded / "out-bonus" / "feedback" / f"{student}.md").read_text()
+    (line,) = [x for x in feedback.splitlines() if x.startswith("- ex5 check 1")]
+    assert ": FAIL -- " in line and CURVE_MUTANTS[name][2] in line, line

@@ -177,3 +177,34 @@ def test_the_feedback_page_shows_the_same_facts_escaped():
 def test_a_page_has_the_feedback_files_name_with_html():
     assert page_name("feedback/ann.md") == "feedback/ann.html"
     assert page_name("feedback/Ann~3f2a9c01b7d4.md") == "feedback/Ann~3f2a9c01b7d4.html"
+
+
+EX5 = Check(
+    "ex5", 1, "ex5.ipynb", "checks.check_perturbation_curve(f)", (), 25.0,
+    "ex5.check_perturbation_curve",
+)  # fmt: skip
+BONUS_COURSE = Course([EX3, *EX4, EX5], {})
+
+
+def bonus_result(student, ex5, verdict):
+    points = {"ex3": 25.0, "ex4": 25.0, "ex5": ex5}
+    return Result(student, points, "graded", "", [verdict(EX5)])
+
+
+def test_the_bonus_adds_to_the_total_and_never_lowers_it():
+    """With --bonus: 50/50 and 'bonus: not handed in' for a student who skipped it (no
+    Exercise 5 section), 75/50 for one who did it, its points shown as a bonus."""
+    skipped = bonus_result(
+        "ann", 0.0, lambda c: Verdict(c, False, "`perturbation_curve` is not defined", True)
+    )
+    text = feedback(skipped, BONUS_COURSE)
+    assert "Exercise 3: 25/25 | Exercise 4: 25/25 | Total: 50/50 | bonus: not handed in" in text
+    assert "Exercise 5" not in text
+    done = bonus_result("bob", 25.0, lambda c: Verdict(c, True, "PASS check_perturbation_curve"))
+    assert (
+        "Exercise 3: 25/25 | Exercise 4: 25/25 | Exercise 5 (bonus): 25/25 | Total: 75/50"
+        in feedback(done, BONUS_COURSE)
+    )
+    wrong = bonus_result("cy", 0.0, lambda c: Verdict(c, False, "FAIL check_perturbation_curve"))
+    assert "Exercise 5 (bonus): 0/25 | Total: 50/50\n" in feedback(wrong, BONUS_COURSE)
+    assert "## Exercise 5" in feedback(wrong, BONUS_COURSE)

@@ -158,3 +158,26 @@ def test_a_lost_exercise_earns_0_with_its_reason_and_the_others_count():
         (EX4, True, "PASS check_conv: right"),
     ]
     assert result.checks == {"ex3.check_gradient_x_input": 0.0, "ex4.check_conv": 25.0}
+
+
+def test_a_bonus_not_handed_in_is_no_failure():
+    """Exercise 5's check finds perturbation_curve undefined: the reason says the bonus was
+    not handed in, and lists no failure for it."""
+    ex5 = Check(
+        "ex5", 1, "ex5.ipynb", "checks.check_perturbation_curve(perturbation_curve)", (), 25
+    )
+    roles = [*ROLES, Role("guard", check=ex5), Role("check", check=ex5)]
+    records = {
+        0: cell(),
+        1: cell(),
+        2: cell(),
+        3: cell(stdout="PASS check_gradient_x_input: right\n"),
+        4: cell(),
+        5: cell(stdout="PASS check_conv: right\n"),
+        6: cell(),
+        7: cell("failed", error=["NameError", "name 'perturbation_curve' is not defined"]),
+    }
+    result = score("ann", Run(records, roles, seconds=3.0), cell_timeout=120)
+    assert result.points == {"ex3": 25.0, "ex4": 25.0, "ex5": 0.0}
+    assert result.reason == "all checks passed; bonus: not handed in"
+    assert result.verdicts[-1].missing and not result.verdicts[-1].passed
