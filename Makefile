@@ -25,7 +25,7 @@ browser:
 		($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends chromium chromium-driver)
 
 # Debian's bubblewrap and libseccomp: the sandbox every submission runs in, under a seccomp
-# filter (lrpkit/grading/sandbox.py, seccomp.py).
+# filter (lrpkit/grading/sandbox/bwrap.py, seccomp.py).
 sandbox:
 	@command -v bwrap >/dev/null && /sbin/ldconfig -p | grep -q 'libseccomp\.so\.2' || \
 		($(SUDO) apt-get update -q && \
@@ -47,25 +47,23 @@ lab: setup castle
 
 references: castle
 	$(PYTHON) -m lrpkit.tasks setup --venv $(VENV) --lock
-	VGG16_WEIGHTS=standin $(PY) -m lrpkit.references
+	VGG16_WEIGHTS=standin $(PY) -m lrpkit.reference.references
 
 exercises: setup
-	$(PY) -m lrpkit.student exercises
+	$(PY) -m lrpkit.authoring.student exercises
 
 bundle: setup castle
-	$(PY) -m lrpkit.student bundle --out dist/student-bundle
+	$(PY) -m lrpkit.authoring.student bundle --out dist/student-bundle
 
 SUBMISSIONS ?= submissions
 WORKERS ?= 2
 grade: setup castle sandbox
 	$(PY) -m lrpkit.grading $(SUBMISSIONS) --workers $(WORKERS) --out grades
 
-# Every benchmark runs; the target fails when one of them missed a target (exit status 1).
-BENCHMARKS := lrpkit.bench lrpkit.explorer_bench lrpkit.perturbation_bench lrpkit.checks_bench \
-	lrpkit.grading.bench lrpkit.similarity_bench
+# Every benchmark runs (lrpkit/bench/__main__.py); the target fails when one of them missed a
+# target (exit status 1).
 bench: setup castle
-	@status=0; for b in $(BENCHMARKS); do echo "== $(PY) -m $$b"; $(PY) -m $$b || status=1; done; \
-		exit $$status
+	$(PY) -m lrpkit.bench
 
 clean:
 	rm -rf $(VENV) figures artifacts build dist *.egg-info

@@ -16,7 +16,7 @@ import numpy
 from matplotlib.figure import Figure
 
 import utils
-from lrpkit import lrp
+from lrpkit.reference import lrp
 from lrpkit.sheet import CLASS as CASTLE
 
 #: errors with a message meant for the user (missing weights, offline, bad files)

@@ -11,25 +11,31 @@ ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = ROOT / "notebooks" / "solutions"
 EXERCISES = ROOT / "notebooks" / "exercises"
 REFERENCE = ROOT / "data" / "reference"
-TEMPLATES = Path(__file__).resolve().parent / "templates"
+TEMPLATES = Path(__file__).resolve().parent / "authoring" / "templates"
 
-#: What students get besides the exercise notebooks, relative to the kit's root. Python
-#: files here are also what every grading sandbox gets. Never lrpkit/lrp.py (the reference
-#: solution) nor any solution notebook.
-STUDENT_CODE = (
+#: What students get besides the exercise notebooks, relative to the kit's root: files, and
+#: folders whose Python files all ship. Never lrpkit/reference/ (the reference solution),
+#: lrpkit/grading/ nor any solution notebook (tests/test_student.py checks the bundle imports
+#: nothing else).
+SHIPPED = (
     "utils.py",
     "lrpkit/__init__.py",
     "lrpkit/sheet.py",
-    "lrpkit/config.py",
-    "lrpkit/onepixel.py",
-    "lrpkit/observe.py",
-    "lrpkit/tripwire.py",
-    "lrpkit/judge.py",
-    "lrpkit/judge_lrp.py",
-    "lrpkit/checks.py",
-    "lrpkit/faithfulness_checks.py",
-    "lrpkit/explorer.py",
+    "lrpkit/selfcheck",
+    "lrpkit/explorer",
 )
+
+
+def _python_files(root, names):
+    for name in names:
+        if name.endswith(".py"):
+            yield name
+        else:
+            yield from sorted(p.relative_to(root).as_posix() for p in (root / name).glob("*.py"))
+
+
+#: The shipped Python files one by one: also what every grading sandbox gets.
+STUDENT_CODE = tuple(_python_files(ROOT, SHIPPED))
 STUDENT_FILES = (*STUDENT_CODE, "environment.yml", "requirements.txt")
 STUDENT_DIRS = ("data/reference",)
 

@@ -15,8 +15,10 @@ import torch
 import torch.nn.functional as F
 
 import utils
-from lrpkit import checks, config, sheet, solutions
-from lrpkit.config import CROP
+from lrpkit import sheet
+from lrpkit.authoring import solutions
+from lrpkit.selfcheck import checks, config
+from lrpkit.selfcheck.config import CROP
 
 
 def definitions(name):

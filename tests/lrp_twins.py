@@ -1,6 +1,6 @@
-"""Slow, literal twins of the reference LRP (lrpkit.lrp), for the tests.
+"""Slow, literal twins of the reference LRP (lrpkit.reference.lrp), for the tests.
 
-Two independent ways to compute the same relevance, written without lrpkit.lrp:
+Two independent ways to compute the same relevance, written without lrpkit.reference.lrp:
 
 - ``explicit_lrp``: the four-step procedure of the LRP overview paper (Montavon et al. 2019,
   "Layer-wise relevance propagation: an overview"), layer by layer, with plain tensors:

@@ -10,7 +10,7 @@ EPERM. It runs as a sandboxed program (tests/test_sandbox.py) and as a graded ce
 import ctypes
 import errno
 
-from lrpkit.grading import seccomp
+from lrpkit.grading.sandbox import seccomp
 
 CLONE_SIGHAND = 0x800  # without CLONE_VM: EINVAL before any namespace is made, where allowed
 #: arguments other than zeros, where zeros could do something

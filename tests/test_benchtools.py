@@ -1,12 +1,12 @@
-"""The benchmarks' shared helpers (lrpkit.benchtools): timing, targets, exit status."""
+"""The benchmarks' shared helpers (lrpkit.bench.tools): timing, targets, exit status."""
 
 import ast
 from pathlib import Path
 
-from lrpkit import benchtools
+from lrpkit.bench import tools as benchtools
+from lrpkit.bench.__main__ import BENCHMARKS
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS = ("bench", "explorer_bench", "perturbation_bench", "similarity_bench")
 
 
 def test_report_exits_non_zero_when_a_target_is_missed(capsys):
@@ -28,10 +28,16 @@ def test_timed_takes_turns_and_reports_medians():
     assert "x a" in benchtools.table(timings, "a")
 
 
+def test_every_benchmark_module_runs_with_the_others():
+    """`python -m lrpkit.bench` (make bench) runs every module of lrpkit/bench/."""
+    modules = {p.stem for p in (ROOT / "lrpkit" / "bench").glob("*.py")}
+    assert set(BENCHMARKS) == modules - {"__init__", "__main__", "tools"}
+
+
 def test_benchmarks_share_the_helpers_and_exit_with_their_status():
     """No benchmark defines its own zennit twin or model loader, nor uses private helpers."""
     for name in BENCHMARKS:
-        tree = ast.parse((ROOT / "lrpkit" / f"{name}.py").read_text())
+        tree = ast.parse((ROOT / "lrpkit" / "bench" / f"{name}.py").read_text())
         defined = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
         assert not defined & {"zennit_lrp", "zennit_model", "timed", "load", "_load"}, name
         private = [
@@ -42,4 +48,5 @@ def test_benchmarks_share_the_helpers_and_exit_with_their_status():
             and not n.attr.startswith("__")
         ]
         assert not private, (name, private)
-        assert "raise SystemExit(main())" in ast.unparse(tree), name
+        code = ast.unparse(tree)
+        assert "raise SystemExit(main())" in code or "sys.exit(main())" in code, name

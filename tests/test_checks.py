@@ -1,4 +1,5 @@
-"""The self-checks and their stored references (lrpkit.checks, lrpkit.references).
+"""The self-checks and their stored references (lrpkit.selfcheck.checks,
+lrpkit.reference.references).
 
 The references must equal a fresh computation by the reference implementation and by
 explicit, literal formulas; each check must pass the solution notebooks' code and fail each
@@ -13,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy
 import pytest
@@ -34,9 +36,11 @@ from check_cases import (
 from torch.nn.grad import conv2d_input
 
 import utils
-from lrpkit import checks, lrp, references, sheet
-from lrpkit import config as cfg
-from lrpkit.references import FILES
+from lrpkit import sheet
+from lrpkit.reference import lrp, references
+from lrpkit.reference.references import FILES
+from lrpkit.selfcheck import checks
+from lrpkit.selfcheck import config as cfg
 
 #: stored float64 references against a fresh computation on this machine (relative L2).
 FRESH_TOL = 1e-7
@@ -256,18 +260,28 @@ def test_first_layer_probe_equals_literal_zb_rule():
 def test_checks_modules_ship_alone():
     """The shipped check modules: no reference solution or expected results imported, no
     gradient-trick class or Gradient x Input."""
+    folder = Path(checks.__file__).parent  # lrpkit/selfcheck
+    assert {p.stem for p in folder.glob("*.py")} == {"__init__", *SHIPPED}
+    allowed = {
+        "lrpkit",
+        "lrpkit.sheet",
+        "lrpkit.selfcheck",
+        *(f"lrpkit.selfcheck.{m}" for m in SHIPPED),
+    }
     for name in SHIPPED:
-        source = (checks.REFERENCE.parents[1] / "lrpkit" / f"{name}.py").read_text()
+        source = (folder / f"{name}.py").read_text()
         tree = ast.parse(source)
         kit = set()
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
-                kit |= {a.name.split(".")[1] for a in node.names if a.name.startswith("lrpkit.")}
-            elif isinstance(node, ast.ImportFrom) and node.module == "lrpkit":
-                kit |= {a.name for a in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module.startswith("lrpkit."):
-                kit.add(node.module.split(".")[1])
-        assert kit <= {"sheet", *SHIPPED}, (name, kit)
+                kit |= {a.name for a in node.names if a.name.startswith("lrpkit")}
+            elif isinstance(node, ast.ImportFrom) and node.module.startswith("lrpkit"):
+                kit |= {node.module} | {
+                    f"{node.module}.{a.name}"
+                    for a in node.names
+                    if f"{node.module}.{a.name}".count(".") == 2 and a.name in SHIPPED
+                }
+        assert kit <= allowed, (name, kit)
         modules = [
             n.name
             for n in ast.walk(tree)
@@ -277,10 +291,12 @@ def test_checks_modules_ship_alone():
         assert "def gradient_x_input" not in source and "(z / zp).detach()" not in source
         assert "def lrp_relevance" not in source, name
     code = (
-        "import sys, lrpkit.checks\n"
-        "assert 'lrpkit.lrp' not in sys.modules and 'lrpkit.references' not in sys.modules\n"
-        f"assert {{'lrpkit.' + m for m in {SHIPPED!r}}} >= "
-        "{m for m in sys.modules if m.startswith('lrpkit.')} - {'lrpkit.sheet'}, sys.modules"
+        "import sys, lrpkit.selfcheck.checks\n"
+        "assert 'lrpkit.reference.lrp' not in sys.modules\n"
+        "assert 'lrpkit.reference.references' not in sys.modules\n"
+        f"assert {{'lrpkit.selfcheck.' + m for m in {SHIPPED!r}}} >= "
+        "{m for m in sys.modules if m.startswith('lrpkit.')}"
+        " - {'lrpkit.sheet', 'lrpkit.selfcheck'}, sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -494,7 +510,7 @@ def test_the_checks_model_is_made_once_and_light():
     assert one(checks.grading_input()).dtype == torch.float64
     code = (
         "import importlib, torch\n"
-        "from lrpkit import config, onepixel, sheet\n"
+        "from lrpkit import sheet\nfrom lrpkit.selfcheck import config, onepixel\n"
         "model = config.grading_model()\n"
         "importlib.reload(onepixel)  # as after the guard: the classes are new objects\n"
         "plain = onepixel.plain(config.grading_model())\n"

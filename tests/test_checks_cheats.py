@@ -11,9 +11,11 @@ import pytest
 import torch
 from check_cases import ConvPx, gradient_x_input, lrp_relevance
 
-from lrpkit import checks, explorer, observe, references
-from lrpkit import config as cfg
-from lrpkit.config import Config
+from lrpkit import explorer
+from lrpkit.reference import references
+from lrpkit.selfcheck import checks, observe
+from lrpkit.selfcheck import config as cfg
+from lrpkit.selfcheck.config import Config
 
 SECRET = b"a course secret for the cheat tests"
 
@@ -34,19 +36,19 @@ def gxi_by_the_explorer(model, X, c):
 def test_calling_the_checks_own_relevance_fails_on_both_configurations(drawn, capsys):
     config, expected = drawn
     assert not checks.check_relevance(relevance_by_the_checks, ConvPx)
-    assert "called the kit's own observe.py: relevance" in capsys.readouterr().out
+    assert "called the kit's own selfcheck/observe.py: relevance" in capsys.readouterr().out
     obs = checks.decode_observation(
         checks.observation("check_relevance", relevance_by_the_checks, ConvPx, config=config)
     )
     ok, line = checks.verdict("check_relevance", obs, expected)
-    assert not ok and "kit's own observe.py: relevance" in line, line
+    assert not ok and "kit's own selfcheck/observe.py: relevance" in line, line
 
 
 def test_calling_the_explorer_fails(drawn):
     config, expected = drawn
     text = checks.observation("check_gradient_x_input", gxi_by_the_explorer, config=config)
     ok, line = checks.verdict("check_gradient_x_input", checks.decode_observation(text), expected)
-    assert not ok and "kit's own explorer.py" in line, line
+    assert not ok and "kit's own explorer/" in line, line
 
 
 def test_returning_the_stored_arrays_fails_on_a_hidden_configuration(drawn):

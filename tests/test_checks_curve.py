@@ -1,8 +1,9 @@
-"""Exercise 5's check (lrpkit.faithfulness_checks, called as checks.check_perturbation_curve):
+"""Exercise 5's check (lrpkit.selfcheck.faithfulness_checks, called as
+checks.check_perturbation_curve):
 the solution passes, on the public configuration and on drawn ones; each typical mistake
 fails with its own verdict, in the self-check and on a drawn configuration.
 
-The expected curves come from lrpkit.perturbation.literal (one region at a time), which
+The expected curves come from lrpkit.reference.perturbation.literal (one region at a time), which
 tests/test_perturbation.py compares with an explicit loop, the kit's fast curve and Quantus.
 """
 
@@ -14,9 +15,10 @@ import torch
 from check_cases import CURVE_MUTANTS, curve_mutant, notebook_model32, perturbation_curve
 
 import utils
-from lrpkit import checks, perturbation, references
-from lrpkit import faithfulness_checks as fc
-from lrpkit.config import Config
+from lrpkit.reference import perturbation, references
+from lrpkit.selfcheck import checks
+from lrpkit.selfcheck import faithfulness_checks as fc
+from lrpkit.selfcheck.config import Config
 
 SECRET = b"the course secret of the curve tests"
 PUBLIC = Config.public()

@@ -2,7 +2,7 @@
 
 A grader draws a configuration per student (Config.draw), runs each check's observation in
 the kernel, carries it out as text (encode_observation) and judges it against expected
-results it computes itself (lrpkit.references.expected). The solution must pass on any
+results it computes itself (lrpkit.reference.references.expected). The solution must pass on any
 drawn configuration; every typical mistake must fail there with its diagnosis, including
 those the public configuration cannot reveal.
 """
@@ -32,8 +32,10 @@ from check_cases import (
     sheet_lrpmodel,
 )
 
-from lrpkit import checks, lrp, references, sheet
-from lrpkit.config import MAX_CROP, MIN_CROP, SIZE, Config
+from lrpkit import sheet
+from lrpkit.reference import lrp, references
+from lrpkit.selfcheck import checks
+from lrpkit.selfcheck.config import MAX_CROP, MIN_CROP, SIZE, Config
 
 SECRET = b"a course's grading secret"
 PUBLIC = Config.public()

@@ -8,7 +8,8 @@ import pytest
 import torch
 from check_cases import Conv, ConvPx, conv_class, gradient_x_input, sheet_lrpmodel
 
-from lrpkit import checks, sheet
+from lrpkit import sheet
+from lrpkit.selfcheck import checks
 
 
 def line_of(capsys, check, *args):

@@ -38,7 +38,12 @@ def tree_hash(folder):
 
 def test_the_entry_points_are_found():
     points = entry_points()
-    assert {"lrpkit.grading", "lrpkit.course_url", "lrpkit.student", "lrpkit.tasks"} <= set(points)
+    assert {
+        "lrpkit.grading",
+        "lrpkit.authoring.course_url",
+        "lrpkit.authoring.student",
+        "lrpkit.tasks",
+    } <= set(points)
     assert len(points) >= 12, points
 
 

@@ -19,7 +19,8 @@ import torch
 import torchvision
 
 import utils
-from lrpkit import explorer, lrp, sheet
+from lrpkit import explorer, sheet
+from lrpkit.reference import lrp
 
 ROOT = Path(__file__).resolve().parents[1]
 #: float64 relative L2 difference allowed (measured: 2e-14 for LRP, 0 for Gradient x Input).
@@ -206,7 +207,8 @@ def test_nothing_to_paste_as_an_exercise_answer():
             assert node.attr not in GRADIENT_MACHINERY, node.attr
     code = (
         "import sys, lrpkit.explorer; "
-        "assert 'lrpkit.lrp' not in sys.modules, 'lrpkit.explorer imports lrpkit.lrp'"
+        "assert 'lrpkit.reference.lrp' not in sys.modules, "
+        "'lrpkit.explorer imports lrpkit.reference.lrp'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
@@ -294,19 +296,22 @@ def short_curves(monkeypatch):
 
 
 def test_curve_button_draws_the_instructors_curve(standin64, X64, short_curves):
-    """An instructor passes the kit's curve (lrpkit.perturbation.one_curve): its progress
+    """An instructor passes the kit's curve (lrpkit.reference.perturbation.one_curve): its progress
     reaches the bar, and the explorer says whose curve it draws."""
-    from lrpkit import perturbation
+    from lrpkit.reference import perturbation
 
     ex = explorer.explore(standin64, X64, curve=perturbation.one_curve).explorer
-    assert ex.curve is None and "lrpkit.perturbation.one_curve" in ex.curve_note.value
+    assert ex.curve is None and "lrpkit.reference.perturbation.one_curve" in ex.curve_note.value
     ex.sliders[1].value = 0.05
     ex.curve_button.click()
     ref = perturbation.curve(standin64, X64, ex.relevance, 483, explorer.CURVE_SIZE, 4)[0]
     assert ex.curve.shape == (5,) and torch.allclose(ex.curve, ref, rtol=1e-10, atol=0)
     assert ex.progress.value == 100 and bytes(ex.curve_view.value).startswith(b"\x89PNG")
     assert ex.curve_view.layout.display is None  # shown
-    assert "AOPC" in ex.curve_note.value and "lrpkit.perturbation.one_curve" in ex.curve_note.value
+    assert (
+        "AOPC" in ex.curve_note.value
+        and "lrpkit.reference.perturbation.one_curve" in ex.curve_note.value
+    )
     ex.sliders[1].value = 0.1  # another heatmap: the curve shown no longer belongs to it
     assert ex.curve is None and bytes(ex.curve_view.value) == b"" and ex.progress.value == 0
     assert ex.curve_view.layout.display == "none"

@@ -18,7 +18,8 @@ import pytest
 from local_http import closed_url, serve
 from nbclient import NotebookClient
 
-from lrpkit import course_url, student, tasks
+from lrpkit import tasks
+from lrpkit.authoring import course_url, student
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,8 +36,8 @@ def first_code_cell(nb):
 def test_first_code_cell_is_the_install_cell_of_the_setting(path):
     cell = first_code_cell(student.read(path))
     assert cell.source == course_url.install_cell(), (
-        "the install cell differs from lrpkit/course_url.py's setting: run "
-        "`python -m lrpkit.course_url`"
+        "the install cell differs from lrpkit/authoring/course_url.py's setting: run "
+        "`python -m lrpkit.authoring.course_url`"
     )
     assert {"install", "grade-skip"} <= set(cell.metadata.get("tags", []))
     assert course_url.kit_url() in cell.source
@@ -178,7 +179,8 @@ def test_exercise_installs_the_kit_where_it_is_missing(served, kitless, tmp_path
 
     assert (site / "utils.py").is_file() and (site / "data" / "reference" / "meta.json").is_file()
     assert (site / "data" / "castle.jpg").is_file(), "castle.jpg fetched beside the kit"
-    assert not (site / "lrpkit" / "lrp.py").exists(), "the reference solution is not shipped"
+    assert (site / "lrpkit" / "selfcheck" / "checks.py").is_file()
+    assert not (site / "lrpkit" / "reference").exists(), "the reference solution is not shipped"
     verdict = "".join(o.get("text", "") for o in nb.cells[first_check].outputs)
     assert verdict.startswith("PASS check_input"), verdict
     assert list(folder.iterdir()) == []  # nothing written where the notebook is

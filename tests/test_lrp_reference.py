@@ -1,4 +1,5 @@
-"""The reference explanations (lrpkit.lrp) against their slow, literal twins (tests/lrp_twins.py).
+"""The reference explanations (lrpkit.reference.lrp) against their slow, literal twins
+(tests/lrp_twins.py).
 
 Cross-implementation comparisons are in float64 on the stand-in VGG-16 with castle.jpg:
 in float32, divisions where z is near zero amplify rounding. Measured on the stand-in
@@ -16,7 +17,7 @@ import torch
 from lrp_twins import autograd_gradient_x_input, explicit_lrp, zennit_lrp
 
 import utils
-from lrpkit import lrp
+from lrpkit.reference import lrp
 
 CASTLE = 483  # ImageNet class "castle"
 

@@ -9,7 +9,9 @@ import sys
 import nbformat
 import pytest
 
-from lrpkit import checks, faithfulness_checks, layout, solutions
+from lrpkit import layout
+from lrpkit.authoring import solutions
+from lrpkit.selfcheck import checks, faithfulness_checks
 
 NOTEBOOKS = {
     "ex3_gradient_x_input.ipynb": "ex3",
@@ -44,7 +46,7 @@ def test_committed_clean(name):
 
 def check_calls(name):
     """The checks that the check cells of a notebook call; asserts each cell calls one check
-    of lrpkit.checks (Exercise 5's too) and is tagged with its exercise, and no other cell
+    of lrpkit.selfcheck.checks (Exercise 5's too) and is tagged with its exercise, and no other cell
     calls a check."""
     exercise = NOTEBOOKS[name]
     found = []

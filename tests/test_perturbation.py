@@ -1,4 +1,5 @@
-"""Region perturbation (lrpkit.perturbation) against literal twins and Quantus, AOPC, and the
+"""Region perturbation (lrpkit.reference.perturbation) against literal twins and Quantus, AOPC, and
+the
 literal curves of typical mistakes that Exercise 5's check is judged against (its check:
 tests/test_checks_curve.py).
 
@@ -14,8 +15,8 @@ import pytest
 import torch
 
 import utils
-from lrpkit import perturbation
-from lrpkit.perturbation_bench import quantus_curve
+from lrpkit.bench.perturbation import quantus_curve
+from lrpkit.reference import perturbation
 from lrpkit.sheet import CLASS
 
 #: relative L2 difference allowed between twins in float64
@@ -201,7 +202,7 @@ def test_rejects_bad_settings(standin64, x64, R64):
 
 def test_literal_is_the_explicit_loop_and_the_kits_curve(standin64, x64, R64):
     """literal() builds the images one region at a time and classifies them in one batch:
-    the explicit loop's curve, and the kit's (lrpkit.perturbation.one_curve)."""
+    the explicit loop's curve, and the kit's (lrpkit.reference.perturbation.one_curve)."""
     size, steps = 16, 6
     B = perturbation.baseline_image(x64, "uniform", seed=9)
     out = perturbation.literal(standin64, x64, R64, CLASS, size, steps, 9)
@@ -261,7 +262,7 @@ def test_literal_mistakes_are_what_they_say(standin64, x64, R64, mistake):
 
 def test_check_ships_without_the_solution():
     """Exercise 5's check goes to students: it must not import the kit's curve or the LRP."""
-    from lrpkit import faithfulness_checks
+    from lrpkit.selfcheck import faithfulness_checks
 
     tree = ast.parse(inspect.getsource(faithfulness_checks))
     imported = set(
@@ -273,4 +274,7 @@ def test_check_ships_without_the_solution():
             if isinstance(n, ast.Import | ast.ImportFrom)
         )
     )
-    assert not {"lrpkit.perturbation", "lrpkit.lrp", "lrpkit.references"} & imported, imported
+    assert (
+        not {"lrpkit.reference.perturbation", "lrpkit.reference.lrp", "lrpkit.reference.references"}
+        & imported
+    ), imported

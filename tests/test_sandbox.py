@@ -1,4 +1,5 @@
-"""The grading sandbox (lrpkit.grading.sandbox) with the real bubblewrap: isolation and limits.
+"""The grading sandbox (lrpkit.grading.sandbox.bwrap) with the real bubblewrap: isolation and
+limits.
 
 Each test runs a small Python program inside a sandbox and checks, from outside, what it
 could reach and how it was stopped: the seccomp filter, the cgroup's memory limit (memfds
@@ -20,9 +21,9 @@ import psutil
 import pytest
 import seccomp_probe
 
-from lrpkit.grading import cgroups
-from lrpkit.grading import sandbox as sb
-from lrpkit.grading.sandbox import GiB, LimitHit, Limits, MiB, Sandbox
+from lrpkit.grading.sandbox import bwrap as sb
+from lrpkit.grading.sandbox import cgroups
+from lrpkit.grading.sandbox.bwrap import GiB, LimitHit, Limits, MiB, Sandbox
 
 ROOT = Path(sb.__file__).resolve().parents[2]
 # Root graders drop to a fresh uid; uid=0 takes the user-namespace way non-root graders take.
@@ -130,7 +131,9 @@ def test_a_bind_that_would_expose_the_grader_home_is_refused(box, tmp_path, monk
     with pytest.raises(ValueError, match="would expose"):
         Sandbox(box, readonly=[tmp_path]).command(["true"])
     with pytest.raises(ValueError, match="would expose"):
-        Sandbox(box, readonly=[ROOT], hidden=[ROOT / "lrpkit" / "lrp.py"]).command(["true"])
+        Sandbox(box, readonly=[ROOT], hidden=[ROOT / "lrpkit" / "reference" / "lrp.py"]).command(
+            ["true"]
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -180,9 +183,10 @@ def test_only_the_writable_folder_and_readonly_binds_are_visible(box, tmp_path, 
     other = tmp_path / "other-submission.ipynb"  # beside the sandbox folder
     other.write_text("someone else's work")
     (box / "utils.py").write_text("GIVEN = 1\n")  # a kit copy, bound read-only over itself
-    (box / "lrpkit").mkdir()
+    (box / "lrpkit" / "selfcheck").mkdir(parents=True)
     (box / "lrpkit" / "__init__.py").write_text("")
-    (box / "lrpkit" / "checks.py").write_text("OK = True\n")
+    (box / "lrpkit" / "selfcheck" / "__init__.py").write_text("")
+    (box / "lrpkit" / "selfcheck" / "checks.py").write_text("OK = True\n")
     readonly = [box / "utils.py", box / "lrpkit"]
     code = """
 import importlib
@@ -195,7 +199,7 @@ seen = {
     "home": attempt(write, home / "new"),
     "other": attempt(other.read_text),
     "beside": attempt(write, box.parent / "planted"),
-    "lrp": attempt((root / "lrpkit" / "lrp.py").read_text),
+    "lrp": attempt((root / "lrpkit" / "reference" / "lrp.py").read_text),
     "solutions": attempt(os.listdir, root / "notebooks" / "solutions"),
     "repo": sorted(os.listdir(root)) if root.exists() else [],
     "venv": attempt(write, Path(sys.prefix) / "planted"),
@@ -207,9 +211,9 @@ seen = {
     "utils": attempt(write, box / "utils.py"),
     "unlink": attempt(os.unlink, box / "utils.py"),
     "rename": attempt(os.rename, box / "lrpkit", box / "moved"),
-    "checks": attempt(write, box / "lrpkit" / "checks.py"),
-    "import": attempt(importlib.import_module, "lrpkit.checks"),
-    "reference": attempt(importlib.import_module, "lrpkit.lrp"),
+    "checks": attempt(write, box / "lrpkit" / "selfcheck" / "checks.py"),
+    "import": attempt(importlib.import_module, "lrpkit.selfcheck.checks"),
+    "reference": attempt(importlib.import_module, "lrpkit.reference.lrp"),
 }
 print(json.dumps(seen))
 """
@@ -458,7 +462,7 @@ def test_the_seccomp_filter_refuses_each_call_and_nothing_else(box, way):
 def test_the_filter_goes_to_bwrap_and_to_forked_processes(box):
     import base64
 
-    from lrpkit.grading import seccomp
+    from lrpkit.grading.sandbox import seccomp
 
     fds = []
     cmd = Sandbox(box).command(["true"], fds=fds)

@@ -1,4 +1,5 @@
-"""Student versions (lrpkit.student): stubs, drift, running them, and the student bundle."""
+"""Student versions (lrpkit.authoring.student): stubs, drift, running them, and the student
+bundle."""
 
 import ast
 import os
@@ -13,8 +14,8 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from lrpkit import student
-from lrpkit.grading.runner import make_standin_cache
+from lrpkit.authoring import student
+from lrpkit.grading.run.runner import make_standin_cache
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTION_NAMES = ("ex3_gradient_x_input.ipynb", "ex4_lrp.ipynb", "ex5_faithfulness.ipynb")
@@ -265,7 +266,7 @@ def test_running_an_exercise_stops_at_each_task_with_its_message(name, kernel_en
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
-    if not HAVE_SOLUTIONS or not (ROOT / "lrpkit" / "checks.py").is_file():
+    if not HAVE_SOLUTIONS or not (ROOT / "lrpkit" / "selfcheck" / "checks.py").is_file():
         pytest.skip("solutions and checks not written yet")
     out = tmp_path_factory.mktemp("bundle") / "student-bundle"
     student.bundle(out)
@@ -297,8 +298,13 @@ def bundle_files(folder):
 
 def test_bundle_holds_what_students_need_and_nothing_else(bundle):
     files = bundle_files(bundle)
-    needed = ["README.md", "utils.py", "lrpkit/__init__.py", "lrpkit/checks.py"]
-    needed += ["lrpkit/explorer.py", "environment.yml", "requirements.txt", *SOLUTION_NAMES]
+    needed = ["README.md", "utils.py", "lrpkit/__init__.py", "lrpkit/selfcheck/checks.py"]
+    needed += [
+        "lrpkit/explorer/__init__.py",
+        "environment.yml",
+        "requirements.txt",
+        *SOLUTION_NAMES,
+    ]
     for name in needed:
         assert name in files, name
     references = bundle_files(ROOT / "data" / "reference")
@@ -309,17 +315,21 @@ def test_bundle_holds_what_students_need_and_nothing_else(bundle):
     files.remove(student.MARK)
     allowed = re.compile(
         r"(README\.md|utils\.py|environment\.yml|requirements\.txt|pyproject\.toml"
-        r"|lrpkit/(__init__|sheet|config|onepixel|observe|tripwire|judge|judge_lrp|checks|explorer"
-        r"|faithfulness_checks)\.py|data/reference/.*|ex[345]_\w+\.ipynb)"
+        r"|lrpkit/(__init__|sheet)\.py|lrpkit/(selfcheck|explorer)/\w+\.py"
+        r"|data/reference/.*|ex[345]_\w+\.ipynb)"
     )
     assert [f for f in files if not allowed.fullmatch(f)] == []
     assert "data/castle.jpg" not in files, "third-party image: fetched on first use, not shipped"
-    assert "lrpkit/lrp.py" not in files
-    assert "lrpkit/perturbation.py" not in files and "lrpkit/references.py" not in files
+    assert "lrpkit/reference/lrp.py" not in files
+    assert (
+        "lrpkit/reference/perturbation.py" not in files
+        and "lrpkit/reference/references.py" not in files
+    )
     for name in SOLUTION_NAMES:
         assert (bundle / name).read_text() == (student.EXERCISES / name).read_text()
-    init = (bundle / "lrpkit" / "__init__.py").read_text()
-    assert not [n for n in ast.walk(ast.parse(init)) if isinstance(n, ast.Import | ast.ImportFrom)]
+    init = ast.parse((bundle / "lrpkit" / "__init__.py").read_text())
+    imports = [n for n in ast.walk(init) if isinstance(n, ast.Import | ast.ImportFrom)]
+    assert [ast.unparse(n) for n in imports] == ["import importlib"]  # checks load lazily
 
 
 def test_bundle_readme_names_what_students_must_keep(bundle):
@@ -391,7 +401,7 @@ def test_is_gradient_trick_finds_the_answer():
 
 def test_bundled_code_holds_no_answer(bundle):
     """No gradient_x_input, no Conv class, no Module whose forward uses the gradient trick,
-    and no import of the reference solution lrpkit.lrp."""
+    and no import of the reference solution lrpkit.reference.lrp."""
     for path in sorted(bundle.rglob("*.py")):
         tree = ast.parse(path.read_text(), filename=str(path))
         for node in ast.walk(tree):
@@ -405,17 +415,50 @@ def test_bundled_code_holds_no_answer(bundle):
                     assert not any(is_gradient_trick(n) for n in ast.walk(node)), where
             if isinstance(node, ast.ImportFrom):
                 names = {node.module or ""} | {f"{node.module}.{a.name}" for a in node.names}
-                assert not names & {"lrpkit.lrp", "lrp"}, where
+                assert not names & {"lrpkit.reference.lrp", "lrp"}, where
             if isinstance(node, ast.Import):
-                assert all(a.name != "lrpkit.lrp" for a in node.names), where
+                assert all(a.name != "lrpkit.reference.lrp" for a in node.names), where
 
 
-def test_bundled_code_imports_no_instructor_module(bundle):
-    """What ships never imports the reference (lrpkit.lrp, references, perturbation) nor
-    looks for it (find_spec): it behaves the same for students and instructors."""
-    instructor = {"lrpkit.lrp", "lrpkit.references", "lrpkit.perturbation"}
+def shipped_module(bundle, name):
+    """Whether module `name` (dotted) is a file or package of the bundle."""
+    path = bundle.joinpath(*name.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def test_bundled_code_imports_nothing_outside_the_bundle(bundle):
+    """What ships never imports a kit module that does not ship (the reference in
+    lrpkit.reference, grading, authoring) nor looks for one (find_spec): it behaves the same
+    for students and instructors. The lazy aliases of lrpkit/__init__.py count as imports."""
+    instructor = {
+        "lrpkit.reference.lrp",
+        "lrpkit.reference.references",
+        "lrpkit.reference.perturbation",
+    }
     shipped = {p.relative_to(bundle).as_posix() for p in bundle.rglob("*.py")}
-    assert "lrpkit/explorer.py" in shipped and "lrpkit/onepixel.py" in shipped
+    assert "lrpkit/explorer/__init__.py" in shipped and "lrpkit/selfcheck/onepixel.py" in shipped
+    aliases = ast.literal_eval(
+        next(
+            n.value
+            for n in ast.parse((bundle / "lrpkit" / "__init__.py").read_text()).body
+            if isinstance(n, ast.Assign) and ast.unparse(n.targets[0]) == "_SHIPPED_ALIASES"
+        )
+    )
+    assert all(shipped_module(bundle, name) for name in aliases.values()), aliases
+    for path in sorted(bundle.rglob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                kit = [a.name for a in node.names if a.name.split(".")[0] == "lrpkit"]
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("lrpkit"):
+                kit = [node.module] + [  # `from lrpkit.x import y`: y may be a module
+                    f"{node.module}.{a.name}"
+                    for a in node.names
+                    if shipped_module(ROOT, f"{node.module}.{a.name}")
+                ]
+            else:
+                kit = []
+            assert all(shipped_module(bundle, name) for name in kit), (path.name, kit)
     for path in sorted(bundle.rglob("*.py")):
         tree = ast.parse(path.read_text(), filename=str(path))
         for node in ast.walk(tree):
@@ -431,14 +474,15 @@ def test_bundled_code_imports_no_instructor_module(bundle):
 
 
 def test_bundle_imports_its_own_kit(bundle):
-    """In the bundle folder `utils` and `lrpkit.checks` are the bundle's; lrpkit.lrp is absent."""
+    """In the bundle folder `utils` and `lrpkit.selfcheck.checks` are the bundle's;
+    lrpkit.reference (the reference LRP) is absent."""
     code = (
         "import sys\n"  # a student has no editable install of the kit: drop its finder
         "sys.meta_path[:] = [f for f in sys.meta_path if 'Editable' not in repr(f)]\n"
-        "import utils, lrpkit.checks, pathlib, importlib.util\n"
+        "import utils, lrpkit.selfcheck.checks, pathlib, importlib.util\n"
         "print(pathlib.Path(utils.__file__).parent)\n"
-        "print(lrpkit.checks.REFERENCE.is_dir())\n"
-        "print(importlib.util.find_spec('lrpkit.lrp'))\n"
+        "print(lrpkit.selfcheck.checks.REFERENCE.is_dir())\n"
+        "print(importlib.util.find_spec('lrpkit.reference'))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=bundle, capture_output=True, text=True, check=True
@@ -465,7 +509,7 @@ def test_bundle_runs_on_its_own(offline_bundle, kernel_env):
 
 
 def test_bundle_command(tmp_path):
-    if not HAVE_SOLUTIONS or not (ROOT / "lrpkit" / "checks.py").is_file():
+    if not HAVE_SOLUTIONS or not (ROOT / "lrpkit" / "selfcheck" / "checks.py").is_file():
         pytest.skip("solutions and checks not written yet")
     assert student.main(["bundle", "--out", str(tmp_path / "b")]) == 0
     assert (tmp_path / "b" / "README.md").is_file()

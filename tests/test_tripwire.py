@@ -1,4 +1,4 @@
-"""The checks' tripwire (lrpkit.tripwire): calls into the kit's answering code are seen in
+"""The checks' tripwire (lrpkit.selfcheck.tripwire): calls into the kit's answering code are seen in
 every thread, and so is switching the watch off or leaving threads behind (a stand-in kit
 function here; tests/test_checks_cheats.py has the real ones)."""
 
@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from lrpkit import observe, tripwire
+from lrpkit.selfcheck import observe, tripwire
 
 
 def kit():
@@ -53,8 +53,8 @@ def test_code_that_keeps_to_itself_passes():
 @pytest.mark.parametrize(
     "how, line",
     [
-        ("here", "test_tripwire.py: kit"),
-        ("thread", "test_tripwire.py: kit"),
+        ("here", "tests/test_tripwire.py: kit"),
+        ("thread", "tests/test_tripwire.py: kit"),
         ("raw thread", tripwire.SWITCHED),
         ("profiler off", tripwire.SWITCHED),
         ("tracer", tripwire.SWITCHED),
@@ -162,4 +162,4 @@ def test_observe_records_the_first_line_under_its_key():
     with pytest.raises(ZeroDivisionError), observe.tripwire(obs, "R"):
         joined(in_a_thread)
         raise ZeroDivisionError  # the code under test fails after the call
-    assert obs == {"R.kit": "observe.py: lrp_model"}
+    assert obs == {"R.kit": "selfcheck/observe.py: lrp_model"}

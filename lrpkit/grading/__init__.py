@@ -58,6 +58,6 @@ line); similarity and fingerprints (pairs of submissions whose own code is alike
 
 from lrpkit.grading.course import GradingError, load_course
 from lrpkit.grading.pipeline import grade
-from lrpkit.grading.scoring import Result
+from lrpkit.grading.run.scoring import Result
 
 __all__ = ["GradingError", "Result", "grade", "load_course"]

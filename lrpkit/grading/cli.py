@@ -14,19 +14,20 @@ from collections import Counter
 from pathlib import Path
 
 import lrpkit.grading
-from lrpkit.grading import classreport, coursefile
-from lrpkit.grading import secret as course_secret
+from lrpkit.grading import coursefile
 from lrpkit.grading.course import GradingError, load_course
-from lrpkit.grading.gradebook import Layout
-from lrpkit.grading.intake import collect
+from lrpkit.grading.intake.collect import collect
+from lrpkit.grading.intake.matching import Exercises
+from lrpkit.grading.intake.roster import read_roster
 from lrpkit.grading.late import LateError, Policy, parse_time, read_times
-from lrpkit.grading.matching import Exercises
-from lrpkit.grading.outputs import OutputError, OutputFolder, read_configs
 from lrpkit.grading.pipeline import grade
-from lrpkit.grading.roster import read_roster
-from lrpkit.grading.runner import CELL_TIMEOUT, TIMEOUT
-from lrpkit.grading.sandbox import Limits, SandboxUnavailable
-from lrpkit.grading.shards import Shard, ShardError, merge
+from lrpkit.grading.results import classreport
+from lrpkit.grading.results.gradebook import Layout
+from lrpkit.grading.results.outputs import OutputError, OutputFolder, read_configs
+from lrpkit.grading.results.shards import Shard, ShardError, merge
+from lrpkit.grading.run import secret as course_secret
+from lrpkit.grading.run.runner import CELL_TIMEOUT, TIMEOUT
+from lrpkit.grading.sandbox.bwrap import Limits, SandboxUnavailable
 from lrpkit.layout import ROOT
 
 ERRORS = (

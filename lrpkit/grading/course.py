@@ -3,7 +3,7 @@
 ``load_course`` reads everything once, before any student code runs: the check cells of the
 solution notebooks with their stored verdicts (``load_checks``), the given display-only cells
 that need not run (``load_skips``), and the files every sandbox gets (the kit's student code
-and data/reference, never lrpkit/lrp.py). The course file (lrpkit.grading.coursefile) sets
+and data/reference, never lrpkit/reference/lrp.py). The course file (lrpkit.grading.coursefile) sets
 the points of exercises and checks; without one, each exercise's 25 points are shared
 equally by its checks.
 """
@@ -30,7 +30,7 @@ EXERCISES = ("ex3", "ex4")  # graded by default
 BONUS = ("ex5",)  # graded when the instructor includes it (--bonus)
 ALL_EXERCISES = (*EXERCISES, *BONUS)
 POINTS = 25  # per exercise unless the course file says otherwise, shared by its check cells
-#: what every sandbox gets from the kit (never lrpkit/lrp.py, the reference solution)
+#: what every sandbox gets from the kit (never lrpkit/reference/lrp.py, the reference solution)
 KIT = STUDENT_CODE
 DATA = ("data/reference", "data/castle.jpg")
 
@@ -88,9 +88,9 @@ class Course:
 
     @property
     def hidden(self):
-        """Whether its checks observe and the grader judges (lrpkit.grading.hidden): the
+        """Whether its checks observe and the grader judges (lrpkit.grading.run.hidden): the
         kit's checks do; a course whose checks only print verdicts is graded on them."""
-        return "lrpkit/config.py" in self.files
+        return "lrpkit/selfcheck/config.py" in self.files
 
 
 def normal(source):
@@ -229,8 +229,8 @@ def load_course(
     solutions = solutions or root / "notebooks" / "solutions"
     checks = load_checks(solutions, exercises, settings)
     files = _kit_files(root, kit, data)
-    if "lrpkit/checks.py" not in files:
-        raise GradingError(f"{root / 'lrpkit/checks.py'} is missing")
+    if "lrpkit/selfcheck/checks.py" not in files:
+        raise GradingError(f"{root / 'lrpkit/selfcheck/checks.py'} is missing")
     if "utils.py" in files and "data/castle.jpg" not in files:
         raise GradingError("data/castle.jpg is missing (the checks need it): run `make castle`")
     return Course(checks, files, standin and "utils.py" in files, load_skips(solutions), settings)

@@ -171,7 +171,7 @@ def utc_text(when):
 
 def read_times(path):
     """{student: datetime} of a --times CSV (columns student and submitted)."""
-    from lrpkit.grading.tables import TableError, read_csv
+    from lrpkit.grading.results.tables import TableError, read_csv
 
     try:
         fields, rows = read_csv(path)

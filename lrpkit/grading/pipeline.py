@@ -4,7 +4,7 @@
 ``workers`` at once while a ``Watch`` restores any change to the protected files after each
 run, grades again one at a time the runs that changed their sandbox or overlapped a change
 (marking ``tampered`` those that still change something when run alone), and writes the
-output folder (lrpkit.grading.outputs: grades.csv, configs.jsonl, results.jsonl, canvas.csv,
+output folder (lrpkit.grading.results.outputs: grades.csv, configs.jsonl, results.jsonl, canvas.csv,
 moodle.csv) and the student's feedback file and page after every result, the code it
 compares (code.jsonl) before any run, and the class report (classreport.py: report.html,
 similarity.csv) at the end. An output folder with an earlier run is updated: only the rows
@@ -24,18 +24,19 @@ from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
-from lrpkit.grading import classreport, details
-from lrpkit.grading import secret as course_secret
 from lrpkit.grading.course import BONUS, GradingError, load_course
-from lrpkit.grading.files import remove_tree
-from lrpkit.grading.gradebook import Layout
-from lrpkit.grading.hidden import HiddenChecks
-from lrpkit.grading.intake import collect
-from lrpkit.grading.matching import Exercises
-from lrpkit.grading.outputs import OutputFolder, write_feedback
-from lrpkit.grading.parts import lost_exercises
-from lrpkit.grading.protect import Watch, protected_paths
-from lrpkit.grading.runner import (
+from lrpkit.grading.intake.collect import collect
+from lrpkit.grading.intake.files import remove_tree
+from lrpkit.grading.intake.matching import Exercises
+from lrpkit.grading.intake.parts import lost_exercises
+from lrpkit.grading.intake.submissions import parse
+from lrpkit.grading.results import classreport, details
+from lrpkit.grading.results.gradebook import Layout
+from lrpkit.grading.results.outputs import OutputFolder, write_feedback
+from lrpkit.grading.run import secret as course_secret
+from lrpkit.grading.run.hidden import HiddenChecks
+from lrpkit.grading.run.protect import Watch, protected_paths
+from lrpkit.grading.run.runner import (
     CELL_TIMEOUT,
     TIMEOUT,
     Grader,
@@ -43,8 +44,7 @@ from lrpkit.grading.runner import (
     kill_token,
     restore_standin,
 )
-from lrpkit.grading.scoring import Result, score
-from lrpkit.grading.submissions import parse
+from lrpkit.grading.run.scoring import Result, score
 from lrpkit.layout import ROOT
 
 

@@ -5,7 +5,7 @@
   checks one by one;
 - the 20 independently written solutions of tests/grading/similarity_fixtures/ (``s01``-
   ``s20``) and the 9 planted copies (``c01``-``c09``), handed in as the exercise notebooks
-  with the tasks filled in (lrpkit.similarity_bench). The grader's checks are stricter than
+  with the tasks filled in (lrpkit.bench.similarity). The grader's checks are stricter than
   the fixtures' own tests (``SLIPS``): ``s14`` (and its copy ``c04``) fails for an X that
   already requires grad, ``s10`` computes its gamma factor in float32;
 - ``raises`` (a cell of its own that fails in Exercise 3, and the ``gamma-negative`` mistake
@@ -19,7 +19,7 @@ test that needs it (the mistakes, the class report, the feedback pages, the brow
 
 import nbformat
 
-from lrpkit import similarity_bench as bench
+from lrpkit.bench import similarity as bench
 from lrpkit.layout import SOLUTIONS
 
 SECRET = b"the course secret of the mistake tests"
@@ -63,7 +63,7 @@ MISTAKES = {
     ),
     "kit-relevance": (
         EX4, "def lrp_relevance(", "return X * X.grad + L * L.grad + H * H.grad",
-        "return checks.observe.relevance(lrpmodel, X, c)", "ex4", "kit's own observe.py",
+        "return checks.observe.relevance(lrpmodel, X, c)", "ex4", "kit's own selfcheck/observe.py",
     ),
 }  # fmt: skip
 FIXTURES = sorted(bench.FIXTURES.glob("[sc][0-9][0-9]*.py"))

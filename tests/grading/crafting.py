@@ -12,10 +12,10 @@ from pathlib import Path
 
 import nbformat
 
-from lrpkit import student
-from lrpkit.grading import tables
+from lrpkit.authoring import student
 from lrpkit.grading.course import KIT
-from lrpkit.grading.gradebook import Layout
+from lrpkit.grading.results import tables
+from lrpkit.grading.results.gradebook import Layout
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "submissions_fixtures"))
 import tiny_course  # noqa: E402
@@ -70,13 +70,13 @@ def submissions(course, out_paths):
     pass3 = "PASS gradient_x_input: R equals the reference"
     vandal = f"""\
 import os, pathlib, shutil
-import lrpkit.checks
+import lrpkit.selfcheck.checks
 # its own sandbox copy of the references, found the way the checks find them
-shutil.rmtree(pathlib.Path(lrpkit.checks.__file__).parents[1] / "data" / "reference")
+shutil.rmtree(pathlib.Path(lrpkit.selfcheck.checks.__file__).parents[2] / "data" / "reference")
 # everything it can reach by absolute paths: the real references, kit, submissions, grades
 shutil.rmtree({str(course / "data" / "reference")!r})
 fake = "def check_gradient_x_input(f): print({pass3!r})"
-open({str(course / "lrpkit" / "checks.py")!r}, "w").write(fake)
+open({str(course / "lrpkit" / "selfcheck" / "checks.py")!r}, "w").write(fake)
 for path in pathlib.Path({str(out_paths["submissions"])!r}).glob("*.ipynb"):
     if path.name != "vandal.ipynb":
         path.write_text("{{}}")
@@ -131,9 +131,9 @@ for path in pathlib.Path("../..").glob("*/box/data/reference/*"):
                 IMPORTS,
                 WRONG_GXI,
                 code(
-                    "import lrpkit.checks\n"
+                    "import lrpkit.selfcheck.checks\n"
                     f"checks.check_gradient_x_input = lambda f: print({pass3!r})\n"
-                    "lrpkit.checks.check_gradient_x_input = checks.check_gradient_x_input"
+                    "lrpkit.selfcheck.checks.check_gradient_x_input = checks.check_gradient_x_input"
                 ),
             ]
         ),
@@ -173,7 +173,7 @@ for path in pathlib.Path("../..").glob("*/box/data/reference/*"):
         ),
         # the instructor's reference solution (an editable install of the kit maps lrpkit.*)
         "reference.ipynb": nb_bytes(
-            [IMPORTS, code("from lrpkit.lrp import gradient_x_input"), *good_cells()[2:]]
+            [IMPORTS, code("from lrpkit.reference.lrp import gradient_x_input"), *good_cells()[2:]]
         ),
         # forges the grader's cell records through /proc, before and after the checks
         "forger.ipynb": nb_bytes([IMPORTS, WRONG_GXI, code(FORGER)]),

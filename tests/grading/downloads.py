@@ -1,4 +1,4 @@
-"""Downloads as the LMSs give them, for the intake tests (lrpkit.grading.intake).
+"""Downloads as the LMSs give them, for the intake tests (lrpkit.grading.intake.collect).
 
 ``class_download`` builds issue 19's test class in one folder: 30 students in a Canvas zip
 (with a resubmission, a LATE one and one file no student can be found for), 30 in a Moodle

@@ -79,7 +79,7 @@ def _blind(obs, key):
 
 def _patch():
     while True:
-        observe = sys.modules.get("lrpkit.observe")
+        observe = sys.modules.get("lrpkit.selfcheck.observe")
         if observe is not None and observe.tripwire is not _blind:
             observe.tripwire = _blind
         time.sleep(0.001)
@@ -100,5 +100,5 @@ def replaced_bonus_check(pass_line):
         "from lrpkit import faithfulness_checks\n"
         f"def _fake(perturbation_curve):\n    print({pass_line!r})\n    return True\n"
         "faithfulness_checks.check_perturbation_curve = _fake\n"
-        "sys.modules['lrpkit.faithfulness_checks'].check_perturbation_curve = _fake\n"
+        "sys.modules['lrpkit.selfcheck.faithfulness_checks'].check_perturbation_curve = _fake\n"
     )

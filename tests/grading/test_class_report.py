@@ -18,12 +18,13 @@ import pytest
 from classcourse import INDEPENDENT, MISTAKES, PLANTED, RAISES, SLIPS
 from crafting import read_csv
 
-from lrpkit import config as grading_config
-from lrpkit.grading import cli, details, similarity, tables
-from lrpkit.grading.classreport import DIAGNOSES, EXAMPLES, mask
-from lrpkit.grading.gradebook import Layout
-from lrpkit.grading.outputs import read_configs
-from lrpkit.grading.report import number, page_name
+from lrpkit.grading import cli
+from lrpkit.grading.results import details, similarity, tables
+from lrpkit.grading.results.classreport import DIAGNOSES, EXAMPLES, mask
+from lrpkit.grading.results.feedback import number, page_name
+from lrpkit.grading.results.gradebook import Layout
+from lrpkit.grading.results.outputs import read_configs
+from lrpkit.selfcheck import config as grading_config
 
 pytestmark = pytest.mark.slow
 
@@ -365,7 +366,8 @@ def leaks(out, rows, student, cfg):
     ]
 
 
-#: a result shaped unlike X: lrpkit/judge.py's message names the expected shape and the hint
+#: a result shaped unlike X: lrpkit/selfcheck/judge.py's message names the expected shape and the
+# hint
 #: the crop's size ("expected (1, 3, 38, 38)", "a 38 x 38 crop"), the hidden crop's size
 SHAPE_MISTAKE = "channels-summed"
 
@@ -396,7 +398,8 @@ class HiddenValueShown(Exception):
 @pytest.mark.xfail(
     raises=HiddenValueShown,
     strict=True,
-    reason="lrpkit/judge.py (the checks) names the hidden crop's size in its shape messages",
+    reason="lrpkit/selfcheck/judge.py (the checks) names the hidden crop's size in its "
+    "shape messages",
 )
 def test_a_result_of_the_wrong_shape_does_not_show_the_hidden_crop_size(out, rows):
     cfg = grading_config.Config.from_json(read_configs(out / "configs.jsonl")[SHAPE_MISTAKE])

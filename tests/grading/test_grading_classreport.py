@@ -1,4 +1,4 @@
-"""The class report without a grading run (lrpkit.grading.classreport, details, outputs).
+"""The class report without a grading run (lrpkit.grading.results.classreport, details, outputs).
 
 An output folder is written the way a run writes it (OutputFolder, write_feedback) from
 made-up results, some with hostile text; then report.html is made from the folder alone.
@@ -9,12 +9,12 @@ import re
 
 import pytest
 
-from lrpkit.grading import classreport, details
 from lrpkit.grading.course import Check, Course
-from lrpkit.grading.gradebook import Layout
-from lrpkit.grading.outputs import OutputFolder, write_feedback
-from lrpkit.grading.scoring import Note, Result, Verdict
-from lrpkit.grading.submissions import CodeCell, Submission
+from lrpkit.grading.intake.submissions import CodeCell, Submission
+from lrpkit.grading.results import classreport, details
+from lrpkit.grading.results.gradebook import Layout
+from lrpkit.grading.results.outputs import OutputFolder, write_feedback
+from lrpkit.grading.run.scoring import Note, Result, Verdict
 
 EX3 = Check("ex3", 1, "ex3.ipynb", "checks.check_gradient_x_input(f)", (), 25.0, "ex3.check_gxi")
 EX4 = Check("ex4", 1, "ex4.ipynb", "checks.check_conv(Conv)", (), 25.0, "ex4.check_conv")

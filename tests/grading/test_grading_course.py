@@ -47,7 +47,7 @@ def test_unexecuted_solutions_are_refused(tiny, tmp_path):
 
 def test_the_sandbox_files_never_hold_the_reference_solution(tiny):
     course = load_course(tiny)
-    assert {"lrpkit/checks.py", "data/reference/tiny.json"} <= set(course.files)
+    assert {"lrpkit/selfcheck/checks.py", "data/reference/tiny.json"} <= set(course.files)
     assert not any(
         name.startswith("notebooks/") or name.endswith("lrp.py") for name in course.files
     )

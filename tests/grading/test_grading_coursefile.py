@@ -8,7 +8,7 @@ import pytest
 from lrpkit.grading import coursefile
 from lrpkit.grading.course import ALL_EXERCISES, GradingError, load_checks, load_course
 from lrpkit.grading.coursefile import CourseFileError, Settings
-from lrpkit.grading.gradebook import Layout
+from lrpkit.grading.results.gradebook import Layout
 from lrpkit.layout import ROOT, SOLUTIONS
 
 GUIDE = ROOT / "docs" / "instructors.md"

@@ -1,4 +1,4 @@
-"""Reading files from outside (lrpkit.grading.files): no link followed, no file type trusted,
+"""Reading files from outside (lrpkit.grading.intake.files): no link followed, no file type trusted,
 bounded size, depth and count; remove_tree for any depth and any file."""
 
 import json
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from lrpkit.grading import files
-from lrpkit.grading.files import Refused
+from lrpkit.grading.intake import files
+from lrpkit.grading.intake.files import Refused
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -261,7 +261,7 @@ import os, sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[2])
 from test_grading_files import hostile_tree
-from lrpkit.grading import files
+from lrpkit.grading.intake import files
 tree, outside = hostile_tree(Path(sys.argv[1]))
 files.remove_tree(tree)
 assert not os.path.lexists(tree) and (outside / "keep.txt").exists()

@@ -1,5 +1,5 @@
 """grades.csv, canvas.csv, moodle.csv and updating an output folder, without grading runs
-(lrpkit.grading.gradebook, lms, outputs); the grading runs are in test_grading_workflow."""
+(lrpkit.grading.results.gradebook, lms, outputs); the grading runs are in test_grading_workflow."""
 
 import csv
 import io
@@ -8,13 +8,13 @@ import json
 import pytest
 
 from lrpkit.grading.course import ALL_EXERCISES, Course, load_checks, load_course
-from lrpkit.grading.gradebook import FIXED, POSSIBLE, Layout
+from lrpkit.grading.intake.submissions import Submission
 from lrpkit.grading.late import Late
-from lrpkit.grading.lms import CANVAS, MOODLE, canvas_table, moodle_table
-from lrpkit.grading.outputs import OutputError, OutputFolder, read_configs
-from lrpkit.grading.scoring import Result
-from lrpkit.grading.submissions import Submission
-from lrpkit.grading.tables import read_csv
+from lrpkit.grading.results.gradebook import FIXED, POSSIBLE, Layout
+from lrpkit.grading.results.lms import CANVAS, MOODLE, canvas_table, moodle_table
+from lrpkit.grading.results.outputs import OutputError, OutputFolder, read_configs
+from lrpkit.grading.results.tables import read_csv
+from lrpkit.grading.run.scoring import Result
 from lrpkit.layout import SOLUTIONS
 
 

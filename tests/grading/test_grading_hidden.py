@@ -1,9 +1,9 @@
-"""Hidden configurations in the grader (lrpkit.grading.hidden): computed ahead, in order."""
+"""Hidden configurations in the grader (lrpkit.grading.run.hidden): computed ahead, in order."""
 
 import threading
 
-from lrpkit import references
-from lrpkit.grading.hidden import HiddenChecks
+from lrpkit.grading.run.hidden import HiddenChecks
+from lrpkit.reference import references
 
 
 def test_prefetch_computes_each_students_configuration_once_in_order(monkeypatch):

@@ -10,7 +10,7 @@ import pytest
 from crafting import read_csv, real_course
 from hostile import THREAD_CALLS_KIT, THREAD_PATCHES_TRIPWIRE, replaced_bonus_check
 
-from lrpkit import student
+from lrpkit.authoring import student
 from lrpkit.grading.course import ALL_EXERCISES, load_course
 from lrpkit.grading.pipeline import grade
 from lrpkit.layout import SOLUTIONS

@@ -27,14 +27,14 @@ from crafting import (
     write_submissions,
 )
 
-from lrpkit.grading import files
 from lrpkit.grading.course import Check, Course, load_course
-from lrpkit.grading.gradebook import Layout
-from lrpkit.grading.outputs import OutputFolder
+from lrpkit.grading.intake import files
+from lrpkit.grading.intake.submissions import NotebookFile, Submission, parse
 from lrpkit.grading.pipeline import Gradebook, grade, grade_alone, grade_in_parallel
-from lrpkit.grading.runner import Run, isolation
-from lrpkit.grading.scoring import Result
-from lrpkit.grading.submissions import NotebookFile, Submission, parse
+from lrpkit.grading.results.gradebook import Layout
+from lrpkit.grading.results.outputs import OutputFolder
+from lrpkit.grading.run.runner import Run, isolation
+from lrpkit.grading.run.scoring import Result
 
 ROOT_USER = os.geteuid() == 0
 SCRIPT = "<script>alert(document.cookie)</script>"

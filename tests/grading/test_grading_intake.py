@@ -1,4 +1,4 @@
-"""Intake (lrpkit.grading.intake): LMS downloads, zips and folders to one submission each.
+"""Intake (lrpkit.grading.intake.collect): LMS downloads, zips and folders to one submission each.
 
 Pure intake, no grading: every layout recognised, every student found once, each notebook
 matched to its exercise, and what is refused named with its reason.
@@ -14,10 +14,10 @@ import pytest
 from downloads import EX3, EX4, WHEN, class_download, notebooks, when, zip_bytes
 
 from lrpkit.grading.course import GradingError
-from lrpkit.grading.intake import collect
-from lrpkit.grading.layouts import PatternError
-from lrpkit.grading.matching import Exercises
-from lrpkit.grading.roster import NO_SUBMISSION, read_roster
+from lrpkit.grading.intake.collect import collect
+from lrpkit.grading.intake.layouts import PatternError
+from lrpkit.grading.intake.matching import Exercises
+from lrpkit.grading.intake.roster import NO_SUBMISSION, read_roster
 from lrpkit.layout import SOLUTIONS
 
 NBS = notebooks()

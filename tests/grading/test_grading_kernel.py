@@ -1,8 +1,9 @@
-"""Kernel-side code (lrpkit.grading.kernel): the prelude and the guard, run in this process
+"""Kernel-side code (lrpkit.grading.run.kernel): the prelude and the guard, run in this process
 (the prelude's refusal of audit hooks, which lasts, in a process of its own).
 
 This process stands in for a kernel: a fake shell (a namespace and display formatters), a
-sandbox folder with its own utils.py and lrpkit/checks.py first on sys.path, and a stream of a
+sandbox folder with its own utils.py and lrpkit/selfcheck/checks.py first on sys.path, and a stream
+of a
 Python class as sys.stdout (as ipykernel's). The interpreter's modules, import machinery,
 builtins and streams are put back afterwards.
 """
@@ -17,9 +18,9 @@ import types
 import pytest
 import torch
 
-from lrpkit.grading.kernel.guard import _lrpkit_guard
-from lrpkit.grading.kernel.prelude import _lrpkit_prelude
-from lrpkit.tripwire import LIBRARY_THREADS
+from lrpkit.grading.run.kernel.guard import _lrpkit_guard
+from lrpkit.grading.run.kernel.prelude import _lrpkit_prelude
+from lrpkit.selfcheck.tripwire import LIBRARY_THREADS
 
 IMAGES = ("image/png", "image/jpeg", "image/svg+xml", "application/pdf")
 CHECKS = """\
@@ -55,9 +56,10 @@ class EditableFinder:
 
 
 def sandbox_with_kit(folder):
-    (folder / "lrpkit").mkdir(parents=True)
+    (folder / "lrpkit" / "selfcheck").mkdir(parents=True)
     (folder / "lrpkit" / "__init__.py").write_text("")
-    (folder / "lrpkit" / "checks.py").write_text(CHECKS)
+    (folder / "lrpkit" / "selfcheck" / "__init__.py").write_text("")
+    (folder / "lrpkit" / "selfcheck" / "checks.py").write_text(CHECKS)
     (folder / "utils.py").write_text(UTILS)
     return folder
 
@@ -126,7 +128,7 @@ def test_guard_undoes_patches_and_binds_fresh_checks(kernel, monkeypatch):
     monkeypatch.setattr(Stream, "write", lambda self, text: len(text))
     monkeypatch.setattr(sys, "stdout", io.StringIO())
     sys.path.insert(0, str(kernel.tmp_path / "elsewhere"))
-    fake = types.ModuleType("lrpkit.checks")
+    fake = types.ModuleType("lrpkit.selfcheck.checks")
     fake.check_conv = lambda Conv: "PASS"
     ns.update(checks=fake, mine=fake, check_conv=fake.check_conv, Conv="the student's")
     ns["__builtins__"] = {"print": fake_print}
@@ -136,8 +138,8 @@ def test_guard_undoes_patches_and_binds_fresh_checks(kernel, monkeypatch):
     assert builtins.print is pristine.builtins["print"] is not fake_print
     assert sys.stdout is stdout and Stream.write is write
     assert str(kernel.tmp_path / "elsewhere") not in sys.path
-    checks = sys.modules["lrpkit.checks"]
-    assert checks.__file__ == str(kernel.sandbox / "lrpkit" / "checks.py")
+    checks = sys.modules["lrpkit.selfcheck.checks"]
+    assert checks.__file__ == str(kernel.sandbox / "lrpkit" / "selfcheck" / "checks.py")
     assert ns["checks"] is ns["mine"] is checks and ns["check_conv"] is checks.check_conv
     assert ns["utils"] is sys.modules["utils"] and ns["Conv"] == "the student's"
     assert ns["__builtins__"] is builtins
@@ -167,7 +169,7 @@ def test_guard_restores_every_kit_module_sys_and_threading(kernel, monkeypatch):
     """A replaced bonus check module, sys.setprofile and threading.Thread, a tracer: all
     undone; every kit module the check cell names is the sandbox's copy, imported afresh."""
     kernel_streams(monkeypatch)
-    (kernel.sandbox / "lrpkit" / "faithfulness_checks.py").write_text(FAITHFULNESS)
+    (kernel.sandbox / "lrpkit" / "selfcheck" / "faithfulness_checks.py").write_text(FAITHFULNESS)
     _lrpkit_prelude(kernel.shell, audit=False)
     setprofile, thread = sys.setprofile, threading.Thread
     monkeypatch.setattr(sys, "setprofile", lambda function: None)
@@ -179,14 +181,19 @@ def test_guard_restores_every_kit_module_sys_and_threading(kernel, monkeypatch):
     try:
         sys.settrace(lambda *args: None)
         names = ["_", "check_perturbation_curve", "faithfulness_checks", "perturbation_curve"]
-        modules = ["lrpkit", "lrpkit.checks", "lrpkit.faithfulness_checks", "utils"]
+        modules = [
+            "lrpkit",
+            "lrpkit.selfcheck.checks",
+            "lrpkit.selfcheck.faithfulness_checks",
+            "utils",
+        ]
         _lrpkit_guard(kernel.shell, sandbox=str(kernel.sandbox), names=names, modules=modules)
         assert sys.gettrace() is None
     finally:
         sys.settrace(tracer)
     assert sys.setprofile is setprofile and threading.Thread is thread
-    fresh = sys.modules["lrpkit.faithfulness_checks"]
-    assert fresh.__file__ == str(kernel.sandbox / "lrpkit" / "faithfulness_checks.py")
+    fresh = sys.modules["lrpkit.selfcheck.faithfulness_checks"]
+    assert fresh.__file__ == str(kernel.sandbox / "lrpkit" / "selfcheck" / "faithfulness_checks.py")
     assert ns["faithfulness_checks"] is fresh
     assert ns["check_perturbation_curve"] is fresh.check_perturbation_curve
 
@@ -194,7 +201,7 @@ def test_guard_restores_every_kit_module_sys_and_threading(kernel, monkeypatch):
 def test_guard_waits_for_threads_and_stops_at_one_left_running(kernel, monkeypatch):
     kernel_streams(monkeypatch)
     _lrpkit_prelude(kernel.shell, audit=False)
-    guard = dict(sandbox=str(kernel.sandbox), names=["checks"], modules=["lrpkit.checks"])
+    guard = dict(sandbox=str(kernel.sandbox), names=["checks"], modules=["lrpkit.selfcheck.checks"])
     threading.Thread(target=time.sleep, args=(0.3,), name="short").start()
     _lrpkit_guard(kernel.shell, **guard, thread_seconds=5)  # waits for it to end
     from tqdm import tqdm
@@ -225,7 +232,7 @@ def test_prelude_refuses_audit_hooks_from_then_on(tmp_path):
 
     code = (
         "import sys, types\n"
-        "from lrpkit.grading.kernel.prelude import _lrpkit_prelude\n"
+        "from lrpkit.grading.run.kernel.prelude import _lrpkit_prelude\n"
         "shell = types.SimpleNamespace(display_formatter=types.SimpleNamespace(formatters={\n"
         "    m: types.SimpleNamespace(enabled=True) for m in\n"
         "    ('image/png', 'image/jpeg', 'image/svg+xml', 'application/pdf')}))\n"

@@ -1,10 +1,17 @@
-"""What LMS names say (lrpkit.grading.layouts): Canvas, Moodle, --pattern, times."""
+"""What LMS names say (lrpkit.grading.intake.layouts): Canvas, Moodle, --pattern, times."""
 
 from datetime import datetime, timezone
 
 import pytest
 
-from lrpkit.grading.layouts import Pattern, PatternError, canvas, moodle, parse_time, resubmission
+from lrpkit.grading.intake.layouts import (
+    Pattern,
+    PatternError,
+    canvas,
+    moodle,
+    parse_time,
+    resubmission,
+)
 
 UTC = timezone.utc
 

@@ -1,11 +1,11 @@
-"""Matching handed-in notebooks to exercises by their cells (lrpkit.grading.matching)."""
+"""Matching handed-in notebooks to exercises by their cells (lrpkit.grading.intake.matching)."""
 
 import json
 
 import nbformat
 import pytest
 
-from lrpkit.grading.matching import Exercises, name_words
+from lrpkit.grading.intake.matching import Exercises, name_words
 from lrpkit.layout import EXERCISES, SOLUTIONS
 
 NOTEBOOKS = {

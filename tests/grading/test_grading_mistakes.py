@@ -16,9 +16,9 @@ from classcourse import EX5, MISTAKES, SECRET, edited, submit
 from crafting import read_csv
 
 from lrpkit.grading.course import ALL_EXERCISES, load_course
-from lrpkit.grading.outputs import read_configs
 from lrpkit.grading.pipeline import grade
-from lrpkit.grading.runner import isolation
+from lrpkit.grading.results.outputs import read_configs
+from lrpkit.grading.run.runner import isolation
 from lrpkit.layout import SOLUTIONS
 
 

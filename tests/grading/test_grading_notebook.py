@@ -1,4 +1,4 @@
-"""The graded notebook (lrpkit.grading.notebook): cells, roles, the kernel modules' cells."""
+"""The graded notebook (lrpkit.grading.run.notebook): cells, roles, the kernel modules' cells."""
 
 import ast
 
@@ -6,15 +6,15 @@ import tiny_course
 from crafting import IMPORTS, WRONG_GXI, code, nb_bytes
 
 from lrpkit.grading.course import load_course
-from lrpkit.grading.notebook import (
+from lrpkit.grading.intake.submissions import NotebookFile, Submission, parse
+from lrpkit.grading.run.notebook import (
     KERNEL,
     graded_notebook,
     guard_cell,
     kit_modules,
     prelude_cell,
 )
-from lrpkit.grading.submissions import NotebookFile, Submission, parse
-from lrpkit.tripwire import LIBRARY_THREADS
+from lrpkit.selfcheck.tripwire import LIBRARY_THREADS
 
 
 def test_graded_notebook_drops_student_checks_and_carries_expected_outputs(tiny, tmp_path):
@@ -91,7 +91,7 @@ def test_kernel_cells_carry_the_kernel_modules_and_their_parameters(tiny, tmp_pa
             "sandbox": str(tmp_path / "box"),
             "names": ["checks", "gradient_x_input"],
             "config": None,
-            "modules": ["lrpkit", "lrpkit.checks"],
+            "modules": ["lrpkit", "lrpkit.selfcheck", "lrpkit.selfcheck.checks"],
             "library": [list(pair) for pair in sorted(LIBRARY_THREADS)],
         },
     }

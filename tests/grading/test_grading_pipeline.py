@@ -21,13 +21,14 @@ from crafting import (
     write_submissions,
 )
 
-from lrpkit.grading import bench, details, tables
+from lrpkit.bench import grading as bench
 from lrpkit.grading.course import load_checks, load_course
-from lrpkit.grading.gradebook import Layout
-from lrpkit.grading.pages import esc, href
 from lrpkit.grading.pipeline import grade
-from lrpkit.grading.report import literal, page_name
-from lrpkit.grading.runner import isolation
+from lrpkit.grading.results import details, tables
+from lrpkit.grading.results.feedback import literal, page_name
+from lrpkit.grading.results.gradebook import Layout
+from lrpkit.grading.results.pages import esc, href
+from lrpkit.grading.run.runner import isolation
 
 # ---------------------------------------------------------------------------
 # one grading run of all crafted submissions (2 workers)
@@ -202,7 +203,7 @@ def test_the_reference_solution_is_out_of_reach(graded):
     r = row(graded, "reference")
     assert (r["ex3"], r["ex4"]) == ("0", "25"), r
     text = (graded["out"] / "feedback" / "reference.md").read_text()
-    assert "No module named 'lrpkit.lrp'" in text
+    assert "No module named 'lrpkit.reference" in text
 
 
 def test_a_dying_kernel_is_reported(graded):
@@ -297,7 +298,7 @@ def test_real_feedback_gives_each_checks_verdict(real):
 
 @pytest.mark.slow
 def test_the_benchmark_profile_gives_each_graded_cell_its_seconds(capsys):
-    """``python -m lrpkit.grading.bench --profile none``: one line per cell of the graded
+    """``python -m lrpkit.bench.grading --profile none``: one line per cell of the graded
     notebook, in order, with its role, then the rest of the run (forking, starting, ending)."""
     assert bench.main(["--profile", "none"]) == 0
     out = capsys.readouterr().out

@@ -1,6 +1,7 @@
-"""Protected files (lrpkit.grading.protect): changes noticed, originals restored, copies kept."""
+"""Protected files (lrpkit.grading.run.protect): changes noticed, originals restored, copies
+kept."""
 
-from lrpkit.grading.protect import Watch, protected_paths
+from lrpkit.grading.run.protect import Watch, protected_paths
 
 
 def test_watch_restores_changed_and_deleted_files(tmp_path):
@@ -38,7 +39,7 @@ def test_protected_paths_cover_kit_solutions_references_and_submissions(tiny, tm
         p.relative_to(tiny).as_posix() for p in protected_paths(tiny, subs) if tiny in p.parents
     }
     assert {
-        "lrpkit/checks.py",
+        "lrpkit/selfcheck/checks.py",
         "data/reference/tiny.json",
         "notebooks/solutions/ex4_lrp.ipynb",
     } <= names

@@ -1,4 +1,4 @@
-"""Feedback files and pages (lrpkit.grading.report, feedbackpage): atomic writes, names of
+"""Feedback files and pages (lrpkit.grading.results.feedback, feedbackpage): atomic writes, names of
 their own, PASS or FAIL once with the diagnosis and hint, escaped text."""
 
 import re
@@ -7,9 +7,8 @@ from html.parser import HTMLParser
 import pytest
 
 from lrpkit.grading.course import Check, Course
-from lrpkit.grading.feedbackpage import feedback_page
 from lrpkit.grading.late import Late
-from lrpkit.grading.report import (
+from lrpkit.grading.results.feedback import (
     diagnosis,
     feedback,
     feedback_name,
@@ -19,7 +18,8 @@ from lrpkit.grading.report import (
     quoted,
     write_atomic,
 )
-from lrpkit.grading.scoring import Note, Result, Verdict
+from lrpkit.grading.results.feedbackpage import feedback_page
+from lrpkit.grading.run.scoring import Note, Result, Verdict
 
 EX3 = Check("ex3", 1, "ex3.ipynb", "checks.check_gradient_x_input(f)", (), 25.0, "ex3.x")
 EX4 = [

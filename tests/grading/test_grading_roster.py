@@ -1,9 +1,10 @@
-"""Reading the LMS's roster exports (lrpkit.grading.roster) and joining them to submissions."""
+"""Reading the LMS's roster exports (lrpkit.grading.intake.roster) and joining them to
+submissions."""
 
 import pytest
 
-from lrpkit.grading.roster import NO_SUBMISSION, RosterError, join, read_roster
-from lrpkit.grading.submissions import Submission
+from lrpkit.grading.intake.roster import NO_SUBMISSION, RosterError, join, read_roster
+from lrpkit.grading.intake.submissions import Submission
 
 CANVAS = (
     "\ufeffStudent,ID,SIS User ID,SIS Login ID,Section,LRP (1234)\n"

@@ -1,4 +1,4 @@
-"""Running one submission (lrpkit.grading.runner): the command line, the time limit, killing."""
+"""Running one submission (lrpkit.grading.run.runner): the command line, the time limit, killing."""
 
 import functools
 import os
@@ -9,10 +9,9 @@ import torch
 from crafting import CELL_TIMEOUT, code, good_cells, nb_bytes, write_submissions
 
 import utils
-from lrpkit import config
 from lrpkit.grading.course import load_course
 from lrpkit.grading.pipeline import grade
-from lrpkit.grading.runner import (
+from lrpkit.grading.run.runner import (
     PLUGIN_NAME,
     RunFolders,
     float64_path,
@@ -20,6 +19,7 @@ from lrpkit.grading.runner import (
     make_standin_cache,
     restore_standin,
 )
+from lrpkit.selfcheck import config
 
 
 def test_kernel_command_runs_nbval_inside_the_sandbox(monkeypatch):

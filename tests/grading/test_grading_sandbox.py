@@ -31,11 +31,11 @@ from crafting import (
     write_submissions,
 )
 
-from lrpkit.grading import cgroups
 from lrpkit.grading.course import load_course
 from lrpkit.grading.pipeline import grade
-from lrpkit.grading.runner import isolation
-from lrpkit.grading.sandbox import GiB, Limits, MiB
+from lrpkit.grading.run.runner import isolation
+from lrpkit.grading.sandbox import cgroups
+from lrpkit.grading.sandbox.bwrap import GiB, Limits, MiB
 
 MARK = f"lrpkit-adversary-{uuid.uuid4().hex[:8]}"  # in every process an attack leaves behind
 LIMITS = Limits(memory_bytes=GiB, processes=256, file_bytes=128 * MiB, disk_bytes=256 * MiB)
@@ -82,7 +82,7 @@ def attacks(sentinel, port, outside):
     change_secret = f"open({str(sentinel)!r}, 'a').write('changed by a student')"
     read_kit = (
         "from pathlib import Path\n"
-        f"for name in ({str(ROOT / 'lrpkit' / 'lrp.py')!r}, "
+        f"for name in ({str(ROOT / 'lrpkit' / 'reference' / 'lrp.py')!r}, "
         f"{str(ROOT / 'notebooks' / 'solutions' / 'ex4_lrp.ipynb')!r}):\n"
         "    text = Path(name).read_text()\n"
         "    " + leak.format("text[:200]")
@@ -286,7 +286,7 @@ def test_nothing_is_left_running(adversaries):
 
 def test_grading_refuses_to_run_unconfined_where_bubblewrap_cannot(tmp_path, monkeypatch, tiny):
     """No bwrap on PATH: grading stops with the remedy (it never falls back silently)."""
-    from lrpkit.grading import sandbox
+    from lrpkit.grading.sandbox import bwrap as sandbox
 
     sandbox._problem.cache_clear()
     monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap, prlimit or setpriv there

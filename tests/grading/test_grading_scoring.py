@@ -1,10 +1,10 @@
-"""Scoring (lrpkit.grading.scoring): verdicts and hints from cell records, named results."""
+"""Scoring (lrpkit.grading.run.scoring): verdicts and hints from cell records, named results."""
 
 from lrpkit.grading.course import Check
-from lrpkit.grading.notebook import Role
-from lrpkit.grading.runner import Run
-from lrpkit.grading.scoring import Note, Result, hint, score
-from lrpkit.grading.submissions import Submission
+from lrpkit.grading.intake.submissions import Submission
+from lrpkit.grading.run.notebook import Role
+from lrpkit.grading.run.runner import Run
+from lrpkit.grading.run.scoring import Note, Result, hint, score
 
 EX3 = Check(
     "ex3",

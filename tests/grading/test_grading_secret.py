@@ -1,10 +1,10 @@
-"""The course secret (lrpkit.grading.secret): made once, kept private, refused when broken."""
+"""The course secret (lrpkit.grading.run.secret): made once, kept private, refused when broken."""
 
 import stat
 
 import pytest
 
-from lrpkit.grading import secret
+from lrpkit.grading.run import secret
 
 
 def test_made_once_private_and_read_back(tmp_path, capsys):

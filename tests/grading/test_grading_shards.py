@@ -1,4 +1,4 @@
-"""Grading over several machines (lrpkit.grading.shards): --shard K/N, then merge."""
+"""Grading over several machines (lrpkit.grading.results.shards): --shard K/N, then merge."""
 
 import shutil
 
@@ -14,10 +14,11 @@ from crafting import (
     write_submissions,
 )
 
-from lrpkit.grading import cli, details
+from lrpkit.grading import cli
 from lrpkit.grading.course import load_course
 from lrpkit.grading.pipeline import grade
-from lrpkit.grading.shards import Shard, ShardError, merge
+from lrpkit.grading.results import details
+from lrpkit.grading.results.shards import Shard, ShardError, merge
 
 
 def test_a_split_is_a_partition_whatever_the_listing_order():

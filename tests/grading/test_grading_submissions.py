@@ -1,4 +1,4 @@
-"""Reading submissions (lrpkit.grading.submissions): cells to run, untagged check cells,
+"""Reading submissions (lrpkit.grading.intake.submissions): cells to run, untagged check cells,
 and discovery that names every link, FIFO and unusable file in its own row."""
 
 import os
@@ -7,8 +7,8 @@ import pytest
 from crafting import IMPORTS, code, nb_bytes
 
 from lrpkit.grading.course import Check, Course
-from lrpkit.grading.parts import lost_exercises
-from lrpkit.grading.submissions import (
+from lrpkit.grading.intake.parts import lost_exercises
+from lrpkit.grading.intake.submissions import (
     CodeCell,
     NotebookFile,
     Submission,
@@ -24,8 +24,8 @@ NOTEBOOKS = {"ex3": "ex3_gradient_x_input.ipynb", "ex4": "ex4_lrp.ipynb"}
     "source, dropped",
     [
         ("from lrpkit import checks\n\nchecks.check_gradient_x_input(gradient_x_input)", True),
-        ("import lrpkit.checks as checks\nchecks.check_conv(Conv)  # mine", True),
-        ("from lrpkit.checks import check_conv\ncheck_conv(Conv)", True),
+        ("import lrpkit.selfcheck.checks as checks\nchecks.check_conv(Conv)  # mine", True),
+        ("from lrpkit.selfcheck.checks import check_conv\ncheck_conv(Conv)", True),
         ("_ = checks.check_input(X)", True),
         ("_ = gradient_x_input(model, X, c)", False),
         ("def check_gradient_x_input(f):\n    print('PASS')", False),
@@ -68,7 +68,7 @@ def test_parse_says_why_a_notebook_cannot_be_graded():
 
 def test_a_bad_notebook_costs_only_itself():
     """An empty ex3 notebook beside a good ex4 one: the submission runs, the file keeps its
-    problem, and its exercise is lost (lrpkit.grading.parts); the intake's own problem and
+    problem, and its exercise is lost (lrpkit.grading.intake.parts); the intake's own problem and
     exercise of a file are kept."""
     good = nb_bytes([IMPORTS, code("class Conv: pass")])
     files = [
@@ -157,7 +157,7 @@ def test_discover_names_every_unusable_entry_and_reads_the_rest(tmp_path):
 
 
 def test_a_failure_reading_one_entry_is_its_row_and_discovery_goes_on(tmp_path, monkeypatch):
-    from lrpkit.grading import files, submissions
+    from lrpkit.grading.intake import files, submissions
 
     for name in ("ann", "bob", "cy"):
         (tmp_path / f"{name}.ipynb").write_bytes(nb_bytes([code("x = 1")]))

@@ -1,11 +1,12 @@
-"""The one CSV writer (lrpkit.grading.tables): formulas neutralised, everything round-trips."""
+"""The one CSV writer (lrpkit.grading.results.tables): formulas neutralised, everything
+round-trips."""
 
 import csv
 import io
 
 import pytest
 
-from lrpkit.grading.tables import (
+from lrpkit.grading.results.tables import (
     TableError,
     csv_text,
     neutral,

@@ -26,7 +26,7 @@ from crafting import (
 )
 
 from lrpkit.grading import cli, pipeline
-from lrpkit.grading.lms import CANVAS, MOODLE
+from lrpkit.grading.results.lms import CANVAS, MOODLE
 
 HOSTILE = '=HYPERLINK("x")'
 COURSE_FILE = """\

@@ -1,4 +1,4 @@
-"""Reading zips from outside in memory (lrpkit.grading.zips): what is refused, and why."""
+"""Reading zips from outside in memory (lrpkit.grading.intake.zips): what is refused, and why."""
 
 import io
 import struct
@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from lrpkit.grading.files import Refused
-from lrpkit.grading.zips import Archive, Budget, ZipLimits, member_time
+from lrpkit.grading.intake.files import Refused
+from lrpkit.grading.intake.zips import Archive, Budget, ZipLimits, member_time
 
 SMALL = ZipLimits(members=5, member_bytes=4096, total_bytes=10_000, ratio=50, ratio_from=1024)
 

@@ -1,4 +1,5 @@
-"""Kernels forked from the zygote (lrpkit.grading.zygote): confined as the sandbox's processes
+"""Kernels forked from the zygote (lrpkit.grading.sandbox.zygote): confined as the sandbox's
+processes
 are, in its namespaces, with the run's environment; cleaned up unconfined; the same grades as
 kernels started alone; and a run still works when the zygote is gone (tiny course)."""
 
@@ -15,12 +16,12 @@ import psutil
 import pytest
 from crafting import CELL_TIMEOUT, code, good_cells, nb_bytes, write_submissions
 
-from lrpkit.grading import cgroups
 from lrpkit.grading.course import load_course
+from lrpkit.grading.intake.submissions import discover, parse
 from lrpkit.grading.pipeline import grade
-from lrpkit.grading.runner import Grader
-from lrpkit.grading.sandbox import Limits, MiB, available
-from lrpkit.grading.submissions import discover, parse
+from lrpkit.grading.run.runner import Grader
+from lrpkit.grading.sandbox import cgroups
+from lrpkit.grading.sandbox.bwrap import Limits, MiB, available
 
 MARK = "lrpkit-zygote-test-orphan"
 #: a cell that prints what the kernel is and may do, as JSON on one line
@@ -213,7 +214,7 @@ def test_the_keeper_refuses_what_is_not_a_kernel_request(tiny, tmp_path):
 
 
 def test_rlimits_are_what_prlimit_is_given():
-    from lrpkit.grading.sandbox import PRLIMIT, Sandbox
+    from lrpkit.grading.sandbox.bwrap import PRLIMIT, Sandbox
 
     limits = Limits(memory_bytes=MiB, processes=7, file_bytes=3 * MiB, cpu_seconds=9)
     assert limits.rlimits()["RLIMIT_CPU"] == (10, 15)
@@ -228,9 +229,9 @@ def test_rlimits_are_what_prlimit_is_given():
 def test_a_process_joins_only_a_complete_sandbox(tmp_path, listener):
     """Forked straight after bwrap starts, eight times: each sees the sandbox's files only
     (joined before bwrap's mounts were done, it would see the machine's)."""
-    from lrpkit.grading.runner import kernel_environment
-    from lrpkit.grading.sandbox import Sandbox
-    from lrpkit.grading.zygote import PYTEST, PYTEST_RUN, Zygote
+    from lrpkit.grading.run.runner import kernel_environment
+    from lrpkit.grading.sandbox.bwrap import Sandbox
+    from lrpkit.grading.sandbox.zygote import PYTEST, PYTEST_RUN, Zygote
 
     _, sentinel = listener
     test = tmp_path / "test_inside.py"

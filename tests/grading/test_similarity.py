@@ -1,10 +1,11 @@
-"""Similar submissions (lrpkit.grading.similarity, fingerprints): copies found, the rest not.
+"""Similar submissions (lrpkit.grading.results.similarity, fingerprints): copies found, the rest
+not.
 
 tests/grading/similarity_fixtures/ holds 20 independently written correct solutions of the
 exercises' tasks (s01-s20, different styles) and planted copies of some of them (c01-c09:
 renamed, reordered, recommented, dead code, reformatted, all at once, two copies of one,
 half from each of two). Each is handed in as the exercise notebooks with the stubs replaced
-(lrpkit.similarity_bench.fixture_cells); every one is checked to be a real solution first.
+(lrpkit.bench.similarity.fixture_cells); every one is checked to be a real solution first.
 """
 
 import csv
@@ -18,11 +19,11 @@ import torch
 import torch.nn.functional as F
 
 import utils
-from lrpkit import perturbation
-from lrpkit import similarity_bench as bench
-from lrpkit.grading import fingerprints, similarity
-from lrpkit.grading.submissions import discover
+from lrpkit.bench import similarity as bench
+from lrpkit.grading.intake.submissions import discover
+from lrpkit.grading.results import fingerprints, similarity
 from lrpkit.layout import SOLUTIONS
+from lrpkit.reference import perturbation
 
 FIXTURES = sorted(bench.FIXTURES.glob("[sc][0-9][0-9]*.py"))
 INDEPENDENT = [p.stem for p in FIXTURES if p.stem.startswith("s")]
@@ -112,7 +113,7 @@ def convpx(notebooks):
 def test_each_fixture_is_a_correct_solution(path, convpx):
     """Gradient x Input against autograd; Conv against the LRP-gamma gradient written out
     with conv2d_input; lrp_relevance against autograd on a model with ConvPx; the curve
-    against lrpkit.perturbation.curve."""
+    against lrpkit.reference.perturbation.curve."""
     student = load(path)
     model, c = tiny_classifier(0), 3
     X = torch.randn(1, 3, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(1))

@@ -2,7 +2,8 @@
 
 It follows the kit's conventions -- solution notebooks ex3_gradient_x_input.ipynb and ex4_lrp.ipynb
 with ``# BEGIN SOLUTION: ...`` regions, check cells tagged ``check`` + ``ex3``/``ex4`` that call
-``lrpkit.checks`` and print one PASS/FAIL line, references in data/reference/ -- but the "model"
+``lrpkit.selfcheck.checks`` and print one PASS/FAIL line, references in data/reference/ -- but the
+"model"
 is a 3 x 4 numpy matrix, so a graded kernel needs only numpy and starts in about a second.
 ``build(root)`` writes the course and executes its solution notebooks to store the verdicts.
 """
@@ -15,6 +16,16 @@ import nbformat
 import numpy
 from nbclient import NotebookClient
 
+#: the course's lrpkit/__init__.py: `from lrpkit import checks` as in the kit
+TINY_INIT = '''"""Tiny course."""
+import importlib
+
+
+def __getattr__(name):
+    if name == "checks":
+        return importlib.import_module("lrpkit.selfcheck.checks")
+    raise AttributeError(name)
+'''
 CHECKS = '''\
 """Self-checks of the tiny course: compare with data/reference/tiny.json."""
 
@@ -23,7 +34,7 @@ from pathlib import Path
 
 import numpy
 
-REFERENCE = Path(__file__).resolve().parents[1] / "data" / "reference" / "tiny.json"
+REFERENCE = Path(__file__).resolve().parents[2] / "data" / "reference" / "tiny.json"
 
 
 class Linear:
@@ -193,9 +204,10 @@ def execute(nb, root):
 def build(root):
     """Write the tiny course into root; returns root."""
     root = Path(root)
-    (root / "lrpkit").mkdir(parents=True, exist_ok=True)
-    (root / "lrpkit" / "__init__.py").write_text('"""Tiny course."""\n')
-    (root / "lrpkit" / "checks.py").write_text(CHECKS)
+    (root / "lrpkit" / "selfcheck").mkdir(parents=True, exist_ok=True)
+    (root / "lrpkit" / "__init__.py").write_text(TINY_INIT)
+    (root / "lrpkit" / "selfcheck" / "__init__.py").write_text("")
+    (root / "lrpkit" / "selfcheck" / "checks.py").write_text(CHECKS)
     (root / "data" / "reference").mkdir(parents=True, exist_ok=True)
     (root / "data" / "reference" / "tiny.json").write_text(json.dumps(references()))
     solutions = root / "notebooks" / "solutions"

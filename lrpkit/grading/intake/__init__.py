@@ -1,0 +1,1 @@
+"""What arrives: the LMS's download read as data, one submission per student."""

@@ -1,0 +1,1 @@
+"""What goes out: grades.csv, the LMS imports, feedback, the class report, similarity."""

@@ -1,0 +1,1 @@
+"""One submission's run: the graded notebook, pytest's plugin, the kernel's guard, scoring."""

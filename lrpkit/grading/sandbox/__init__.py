@@ -1,0 +1,1 @@
+"""What confines a run: bubblewrap, limits, seccomp, cgroups, forked processes."""
