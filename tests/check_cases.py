@@ -193,6 +193,21 @@ GXI_MISTAKES = {
         "same result for another model",
     ),
 }
+#: correct Gradient x Input written other ways than the sheet's (each must earn full marks):
+#: the gradient by torch.func (grad, vjp, jacrev), torch.autograd.grad and autograd.functional
+GXI_VARIANTS = {
+    "torch.func.grad": lambda m, X, c: X * torch.func.grad(lambda x: m(x)[0, c])(X),
+    "torch.func.vjp": lambda m, X, c: (
+        X * torch.func.vjp(lambda x: m(x)[0, c], X)[1](torch.ones((), dtype=X.dtype))[0]
+    ),
+    "torch.func.jacrev": lambda m, X, c: X * torch.func.jacrev(lambda x: m(x)[0, c])(X),
+    "torch.autograd.grad": lambda m, X, c: (lambda x: x * torch.autograd.grad(m(x)[0, c], x)[0])(
+        X.detach().requires_grad_(True)
+    ).detach(),
+    "autograd.functional.vjp": lambda m, X, c: (
+        X * torch.autograd.functional.vjp(lambda x: m(x)[0, c], X)[1]
+    ),
+}
 #: mistakes only a configuration other than the public one reveals
 GXI_HIDDEN_MISTAKES = {
     "stored result": (lambda m, X, c: stored("gxi"), "stored reference"),
