@@ -16,7 +16,6 @@ import torch.nn.functional as F
 
 import utils
 from lrpkit import checks, config, sheet, solutions
-from lrpkit.config import CROP
 
 
 def definitions(name):
@@ -37,8 +36,6 @@ EX3 = definitions("ex3_gradient_x_input.ipynb")
 EX4 = definitions("ex4_lrp.ipynb")
 ConvPx, Conv = EX4["ConvPx"], EX4["Conv"]
 gradient_x_input, lrp_relevance = EX3["gradient_x_input"], EX4["lrp_relevance"]
-#: the shape of a relevance summed over the colour channels, at the public crop
-CROP_SUM = f"(1, {CROP}, {CROP})"
 
 
 @functools.cache
@@ -151,7 +148,11 @@ def notebook_X(model, X, c):
 GXI_MISTAKES = {
     "float32": (lambda m, X, c: gradient_x_input(m, X, c).float(), "is torch.float32"),
     "gradient only": (gradient_only, "the gradient alone"),
-    "channel sum": (lambda m, X, c: gradient_x_input(m, X, c).sum(1), "has shape (1, "),
+    "channel sum": (
+        lambda m, X, c: gradient_x_input(m, X, c).sum(1),
+        "has shape (1, H, W), but the X it was given has shape (1, 3, H, W)",
+        "do not sum over the colour channels",
+    ),
     "softmax": (
         lambda m, X, c: gradient_x_input(torch.nn.Sequential(m, torch.nn.Softmax(1)), X, c),
         "softmax probability",
@@ -182,7 +183,7 @@ GXI_MISTAKES = {
     "carries a .grad": (clears_the_callers_grad, "changed that .grad", "X.detach()"),
     "keeps state": (keeps_a_leaf, "second call of gradient_x_input on the same X"),
     "changes X": (rescales_X, "changed the values of the caller's X"),
-    "notebook X": (notebook_X, "notebook's 224 x 224 X", "use the argument X"),
+    "notebook X": (notebook_X, "notebook's 224 x 224 X, not on the X", "use the argument X"),
     "notebook c": (
         lambda m, X, c: gradient_x_input(m, X, sheet.CLASS),
         "does not depend on c",
@@ -326,7 +327,11 @@ CONV_MISTAKES = {
         "float32",
         "inside Conv",
     ),
-    "shape": (conv_class(combine=lambda z, zp: (zp * (z / zp).detach())[:, :1]), ConvPx, "shape"),
+    "shape": (
+        conv_class(combine=lambda z, zp: (zp * (z / zp).detach())[:, :1]),
+        ConvPx,
+        "has shape (1, 1, H, W), but the layer's own output has shape (1, C, H, W)",
+    ),
     "stub": (
         conv_class(init=_stub),
         ConvPx,

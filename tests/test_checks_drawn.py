@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import io
 import json
+import re
 import zipfile
 
 import lrp_twins
@@ -462,6 +463,24 @@ def test_a_stored_public_result_fails_the_self_check_too(capsys):
         "check_gradient_x_input", checks.observe_gradient_x_input(fn, PUBLIC), checks.stored()
     )
     assert not ok and "same result for another model" in line, line
+
+
+@pytest.mark.parametrize(
+    "check, case",
+    [("gxi", "channel sum"), ("gxi", "notebook X"), ("conv", "shape")],
+)
+def test_a_wrong_shape_is_described_without_the_hidden_sizes(drawn, check, case):
+    """A result shaped wrongly on a drawn configuration: the verdict names the sizes (H, W,
+    the probe's C), never their values; the only numbers it shows are every configuration's
+    (the batch's 1, the colour channels' 3, the notebook's 224)."""
+    config, exp = drawn
+    if check == "gxi":
+        fn, *diagnosis = GXI_MISTAKES[case]
+        line = assert_fails(judged("check_gradient_x_input", config, exp, fn), *diagnosis)
+    else:
+        Conv_, ConvPx_, *diagnosis = CONV_MISTAKES[case]
+        line = assert_fails(judged("check_conv", config, exp, Conv_, ConvPx_), *diagnosis)
+    assert {int(n) for n in re.findall(r"\d+", line)} <= {1, 3, 224}, line
 
 
 @pytest.fixture(scope="module")
