@@ -397,5 +397,5 @@ def test_a_result_of_the_wrong_shape_does_not_show_the_hidden_crop_size(out, row
     assert cfg.size != PUBLIC.size  # else the search would leave the size out
     text = (out / rows[SHAPE_MISTAKE]["feedback"]).read_text(encoding="utf-8")
     assert "do not sum over the colour channels" in text
-    assert "has shape (1, H, W), but the X it was given has shape (1, 3, H, W)" in text
+    assert "has shape (1, 1, H, W), but the X it was given has shape (1, 3, H, W)" in text
     assert leaks(out, rows, SHAPE_MISTAKE, cfg) == []
