@@ -18,7 +18,6 @@ import utils
 from lrpkit import sheet
 from lrpkit.authoring import solutions
 from lrpkit.selfcheck import checks, config
-from lrpkit.selfcheck.config import CROP
 
 
 def definitions(name):
@@ -39,8 +38,6 @@ EX3 = definitions("ex3_gradient_x_input.ipynb")
 EX4 = definitions("ex4_lrp.ipynb")
 ConvPx, Conv = EX4["ConvPx"], EX4["Conv"]
 gradient_x_input, lrp_relevance = EX3["gradient_x_input"], EX4["lrp_relevance"]
-#: the shape of a relevance summed over the colour channels, at the public crop
-CROP_SUM = f"(1, {CROP}, {CROP})"
 
 
 @functools.cache
@@ -153,7 +150,11 @@ def notebook_X(model, X, c):
 GXI_MISTAKES = {
     "float32": (lambda m, X, c: gradient_x_input(m, X, c).float(), "is torch.float32"),
     "gradient only": (gradient_only, "the gradient alone"),
-    "channel sum": (lambda m, X, c: gradient_x_input(m, X, c).sum(1), "has shape (1, "),
+    "channel sum": (
+        lambda m, X, c: gradient_x_input(m, X, c).sum(1),
+        "has shape (1, H, W), but the X it was given has shape (1, 3, H, W)",
+        "do not sum over the colour channels",
+    ),
     "softmax": (
         lambda m, X, c: gradient_x_input(torch.nn.Sequential(m, torch.nn.Softmax(1)), X, c),
         "softmax probability",
@@ -184,7 +185,7 @@ GXI_MISTAKES = {
     "carries a .grad": (clears_the_callers_grad, "changed that .grad", "X.detach()"),
     "keeps state": (keeps_a_leaf, "second call of gradient_x_input on the same X"),
     "changes X": (rescales_X, "changed the values of the caller's X"),
-    "notebook X": (notebook_X, "notebook's 224 x 224 X", "use the argument X"),
+    "notebook X": (notebook_X, "notebook's 224 x 224 X, not on the X", "use the argument X"),
     "notebook c": (
         lambda m, X, c: gradient_x_input(m, X, sheet.CLASS),
         "does not depend on c",
@@ -193,6 +194,21 @@ GXI_MISTAKES = {
     "notebook model": (
         lambda m, X, c: gradient_x_input(notebook_model64(), X, c),
         "same result for another model",
+    ),
+}
+#: correct Gradient x Input written other ways than the sheet's (each must earn full marks):
+#: the gradient by torch.func (grad, vjp, jacrev), torch.autograd.grad and autograd.functional
+GXI_VARIANTS = {
+    "torch.func.grad": lambda m, X, c: X * torch.func.grad(lambda x: m(x)[0, c])(X),
+    "torch.func.vjp": lambda m, X, c: (
+        X * torch.func.vjp(lambda x: m(x)[0, c], X)[1](torch.ones((), dtype=X.dtype))[0]
+    ),
+    "torch.func.jacrev": lambda m, X, c: X * torch.func.jacrev(lambda x: m(x)[0, c])(X),
+    "torch.autograd.grad": lambda m, X, c: (lambda x: x * torch.autograd.grad(m(x)[0, c], x)[0])(
+        X.detach().requires_grad_(True)
+    ).detach(),
+    "autograd.functional.vjp": lambda m, X, c: (
+        X * torch.autograd.functional.vjp(lambda x: m(x)[0, c], X)[1]
     ),
 }
 #: mistakes only a configuration other than the public one reveals
@@ -313,7 +329,11 @@ CONV_MISTAKES = {
         "float32",
         "inside Conv",
     ),
-    "shape": (conv_class(combine=lambda z, zp: (zp * (z / zp).detach())[:, :1]), ConvPx, "shape"),
+    "shape": (
+        conv_class(combine=lambda z, zp: (zp * (z / zp).detach())[:, :1]),
+        ConvPx,
+        "has shape (1, 1, H, W), but the layer's own output has shape (1, C, H, W)",
+    ),
     "stub": (
         conv_class(init=_stub),
         ConvPx,

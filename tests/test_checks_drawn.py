@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import io
 import json
+import re
 import zipfile
 
 import lrp_twins
@@ -22,6 +23,7 @@ from check_cases import (
     CONV_MISTAKES,
     GXI_HIDDEN_MISTAKES,
     GXI_MISTAKES,
+    GXI_VARIANTS,
     LRPMODEL_MISTAKES,
     RELEVANCE_HIDDEN_MISTAKES,
     RELEVANCE_MISTAKES,
@@ -360,6 +362,41 @@ def test_the_solution_passes_on_twenty_drawn_configurations(capsys):
     assert max(worst.values()) < checks.TOL / 10
 
 
+@pytest.mark.parametrize("variant", list(GXI_VARIANTS))
+def test_gradient_x_input_written_other_ways_passes(capsys, drawn, variant):
+    """A correct Gradient x Input whose gradient comes from torch.func (grad, vjp, jacrev) or
+    torch.autograd passes the self-check and a drawn configuration: the checks' light model
+    (lrpkit.selfcheck.onepixel's own autograd Functions) supports those transforms."""
+    fn = GXI_VARIANTS[variant]
+    assert checks.check_gradient_x_input(fn), capsys.readouterr().out
+    config, exp = drawn
+    ok, line = judged("check_gradient_x_input", config, exp, fn)
+    assert ok, line
+
+
+def test_the_light_model_under_torch_func_equals_autograd_on_plain_layers():
+    """The checks' light model (Conv64, Linear64) under torch.func's grad, jacrev, jvp and
+    vmap against ordinary float64 layers (onepixel.plain) under torch.autograd: the twin."""
+    from lrpkit import config as cfg
+    from lrpkit import onepixel
+
+    light = cfg.grading_model()
+    assert onepixel.light(light.features[0]) and onepixel.light(light.classifier[3], "Linear64")
+    twin = onepixel.plain(cfg.grading_model(), dense=True)
+    X = checks.grading_input(PUBLIC)
+    Xg = X.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(twin(Xg)[0, PUBLIC.c], Xg)
+    logit = lambda x: light(x)[0, PUBLIC.c]  # noqa: E731
+    close = lambda a, b: float((a - b).norm()) <= 1e-12 * float(b.norm())  # noqa: E731
+    assert close(torch.func.grad(logit)(X), grad)
+    assert close(torch.func.jacrev(logit)(X), grad)
+    value, tangent = torch.func.jvp(logit, (X,), (grad,))  # forward mode: d logit . grad
+    assert close(value, twin(X)[0, PUBLIC.c]) and close(tangent, (grad * grad).sum())
+    both = torch.func.vmap(torch.func.grad(logit))(torch.stack([X, 2 * X]))
+    (grad2,) = torch.autograd.grad(twin(2 * Xg)[0, PUBLIC.c], Xg)
+    assert close(both[0], grad) and close(both[1], grad2 / 2)
+
+
 def test_the_sheets_lrpmodel_passes_on_drawn_configurations(lrpmodel32):
     for k in range(5):
         config = Config.draw(SECRET, f"student {k:02d}")
@@ -428,6 +465,24 @@ def test_a_stored_public_result_fails_the_self_check_too(capsys):
         "check_gradient_x_input", checks.observe_gradient_x_input(fn, PUBLIC), checks.stored()
     )
     assert not ok and "same result for another model" in line, line
+
+
+@pytest.mark.parametrize(
+    "check, case",
+    [("gxi", "channel sum"), ("gxi", "notebook X"), ("conv", "shape")],
+)
+def test_a_wrong_shape_is_described_without_the_hidden_sizes(drawn, check, case):
+    """A result shaped wrongly on a drawn configuration: the verdict names the sizes (H, W,
+    the probe's C), never their values; the only numbers it shows are every configuration's
+    (the batch's 1, the colour channels' 3, the notebook's 224)."""
+    config, exp = drawn
+    if check == "gxi":
+        fn, *diagnosis = GXI_MISTAKES[case]
+        line = assert_fails(judged("check_gradient_x_input", config, exp, fn), *diagnosis)
+    else:
+        Conv_, ConvPx_, *diagnosis = CONV_MISTAKES[case]
+        line = assert_fails(judged("check_conv", config, exp, Conv_, ConvPx_), *diagnosis)
+    assert {int(n) for n in re.findall(r"\d+", line)} <= {1, 3, 224}, line
 
 
 @pytest.fixture(scope="module")

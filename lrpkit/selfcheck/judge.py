@@ -139,31 +139,61 @@ def stored_public(R, name, what):
         )
 
 
+def shape_text(shape, like, names):
+    """A shape as a verdict may show it, without a size a hidden configuration sets: a size
+    of the expected shape ``like`` by its name (``names``, one per dimension: "H", or "3" for
+    a size every configuration has), a product of adjacent ones (a flattened result) too,
+    the notebook's image size as the number, any other size as ?."""
+    named = {}
+    for length in range(1, len(like) + 1):  # the shortest name first: 3, not 1*3
+        for i in range(len(like) - length + 1):
+            run = [k for k in range(i, i + length) if names[k] != "1"]
+            if run:
+                size = int(numpy.prod([like[k] for k in run]))
+                named.setdefault(size, "*".join(names[k] for k in run))
+    public = {int(n): n for n in names if n.isdigit()} | {cfg.SIZE: str(cfg.SIZE)}
+    texts, offset = [], len(like) - len(shape)
+    for i, size in enumerate(shape):
+        if 0 <= i + offset < len(like) and size == like[i + offset]:
+            texts.append(names[i + offset])  # where it belongs: H, not W, for the height
+        else:
+            texts.append(named.get(size) or public.get(size) or "?")
+    return "(" + ", ".join(texts) + ("," if len(texts) == 1 else "") + ")"
+
+
+#: the names of the sizes of X (and of results shaped like it) in verdicts: the crop's size
+#: is the configuration's, hidden in grading
+X_SHAPE = ("1", "3", "H", "W")
+
+
 def tensor(obs, key, ref, what, dtype_hint, public=None):
     """The observed result under key as a float64 array, after checking type, shape, dtype and
-    values against ref."""
+    values against ref (shaped like X: its sizes are named, never shown)."""
     kind = get(obs, key + ".type")
     if kind != "Tensor":
         raise Fail(
             f"{what} is a {kind}, not a torch tensor",
             "return the relevance as a torch tensor shaped like X",
         )
-    shape, size = tuple(get(obs, key + ".shape").reshape(-1).tolist()), ref.shape[-1]
+    shape = tuple(get(obs, key + ".shape").reshape(-1).tolist())
     if shape != ref.shape:
+        text, like = (
+            shape_text(shape, ref.shape, X_SHAPE),
+            shape_text(ref.shape, ref.shape, X_SHAPE),
+        )
         if shape[-2:] == (cfg.SIZE, cfg.SIZE):
             raise Fail(
-                f"{what} has shape {shape}, expected {ref.shape}: it was computed on the "
-                f"notebook's {cfg.SIZE} x {cfg.SIZE} X, not on the X it was given",
-                f"use the argument X, not the notebook's X: the check gives your code a {size} "
-                f"x {size} crop of the image",
+                f"{what} has shape {text}: it was computed on the notebook's {cfg.SIZE} x "
+                f"{cfg.SIZE} X, not on the X it was given, shaped {like}",
+                "use the argument X, not the notebook's X: the check gives your code a crop of "
+                "the image, H x W pixels",
             )
         if public:
             stored_public(get(obs, key), public, what)
         raise Fail(
-            f"{what} has shape {shape}, expected {ref.shape}",
-            "return one score per input value, shaped like X (the check gives your code a "
-            f"{size} x {size} crop of the image): do not sum over the colour channels or drop "
-            "the batch dimension",
+            f"{what} has shape {text}, but the X it was given has shape {like}",
+            "return one score per input value, shaped like X: do not sum over the colour "
+            "channels or drop the batch dimension",
         )
     dtype = get(obs, key + ".dtype")
     if dtype != "torch.float64":

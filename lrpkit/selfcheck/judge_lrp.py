@@ -25,6 +25,7 @@ from lrpkit.selfcheck.judge import (
     model_dtype_hint,
     raised,
     rel,
+    shape_text,
     tensor,
     unexplained,
 )
@@ -82,8 +83,10 @@ def _conv_output(obs, key, exp):
         raise Fail(f"{what} is a {kind}, not a tensor", CONV_HINT)
     shape = tuple(get(obs, key + ".out.shape").reshape(-1).tolist())
     if shape != z.shape:
+        names = ("1", "C", "H", "W")  # the probe's sizes are the configuration's, hidden
         raise Fail(
-            f"{what} has shape {shape}, expected the layer's {z.shape}",
+            f"{what} has shape {shape_text(shape, z.shape, names)}, but the layer's own output "
+            f"has shape {shape_text(z.shape, z.shape, names)}, C its output channels",
             "apply the layer you are given (self.conv) and its copy to the same input "
             "(utils.newlayer keeps the layer's stride and padding)",
         )

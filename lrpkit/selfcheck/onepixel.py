@@ -51,42 +51,70 @@ class OnePixel(torch.nn.Module):
         return self.classifier(torch.flatten(a, 1))
 
 
+def _times_transposed(x, weight):
+    """x W^T in x's dtype, W converted BLOCK rows at a time."""
+    blocks = range(0, len(weight), BLOCK)
+    return torch.cat([x @ weight[i : i + BLOCK].to(x.dtype).T for i in blocks], -1)
+
+
 class _Dense(torch.autograd.Function):
-    """x W^T + b in x's dtype, W converted BLOCK rows at a time, forward and backward."""
+    """x W^T + b in x's dtype, W converted BLOCK rows at a time, forward and backward. Written
+    for torch.func too (setup_context, no in-place writes, a vmap rule and forward mode): code
+    under test may take its gradients with torch.func.grad, vjp or jacrev."""
+
+    generate_vmap_rule = True
 
     @staticmethod
-    def forward(ctx, x, weight, bias):
-        ctx.save_for_backward(weight)
-        out = x.new_empty((*x.shape[:-1], weight.shape[0]))
-        for i in range(0, weight.shape[0], BLOCK):
-            out[..., i : i + BLOCK] = x @ weight[i : i + BLOCK].to(x.dtype).T
-        return out + bias.to(x.dtype)
+    def forward(x, weight, bias):
+        return _times_transposed(x, weight) + bias.to(x.dtype)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(inputs[1])
+        ctx.save_for_forward(inputs[1])
 
     @staticmethod
     def backward(ctx, grad):
         (weight,) = ctx.saved_tensors
-        dx = grad.new_zeros((*grad.shape[:-1], weight.shape[1]))
-        for i in range(0, weight.shape[0], BLOCK):
-            dx += grad[..., i : i + BLOCK] @ weight[i : i + BLOCK].to(grad.dtype)
+        dx = 0
+        for i in range(0, len(weight), BLOCK):
+            dx = dx + grad[..., i : i + BLOCK] @ weight[i : i + BLOCK].to(grad.dtype)
         return dx, None, None
+
+    @staticmethod
+    def jvp(ctx, x_t, weight_t, bias_t):
+        (weight,) = ctx.saved_tensors
+        return _times_transposed(x_t, weight)
 
 
 class _Convolution(torch.autograd.Function):
-    """conv2d in x's dtype with the weights converted; the backward pass converts them again
-    and keeps neither them nor x (the gradient with respect to x needs only the weights)."""
+    """conv2d (stride 1, the output as large as x) in x's dtype with the weights converted;
+    the backward pass converts them again and keeps neither them nor x (the gradient with
+    respect to x, a transposed convolution, needs only the weights). Written for torch.func
+    too, as _Dense."""
+
+    generate_vmap_rule = True
 
     @staticmethod
-    def forward(ctx, x, weight, bias, padding):
-        ctx.save_for_backward(weight)
-        ctx.shape, ctx.padding = x.shape, padding
+    def forward(x, weight, bias, padding):
         return F.conv2d(x, weight.to(x.dtype), bias.to(x.dtype), padding=padding)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(inputs[1])
+        ctx.save_for_forward(inputs[1])
+        ctx.padding = inputs[3]
 
     @staticmethod
     def backward(ctx, grad):
         (weight,) = ctx.saved_tensors
-        w = weight.to(grad.dtype)
-        dx = torch.nn.grad.conv2d_input(ctx.shape, w, grad, padding=ctx.padding)
+        dx = F.conv_transpose2d(grad, weight.to(grad.dtype), padding=ctx.padding)
         return dx, None, None, None
+
+    @staticmethod
+    def jvp(ctx, x_t, weight_t, bias_t, padding_t):
+        (weight,) = ctx.saved_tensors
+        return F.conv2d(x_t, weight.to(x_t.dtype), padding=ctx.padding)
 
 
 class Linear64(torch.nn.Module):
