@@ -377,8 +377,8 @@ def test_gradient_x_input_written_other_ways_passes(capsys, drawn, variant):
 def test_the_light_model_under_torch_func_equals_autograd_on_plain_layers():
     """The checks' light model (Conv64, Linear64) under torch.func's grad, jacrev, jvp and
     vmap against ordinary float64 layers (onepixel.plain) under torch.autograd: the twin."""
-    from lrpkit import config as cfg
-    from lrpkit import onepixel
+    from lrpkit.selfcheck import config as cfg
+    from lrpkit.selfcheck import onepixel
 
     light = cfg.grading_model()
     assert onepixel.light(light.features[0]) and onepixel.light(light.classifier[3], "Linear64")
