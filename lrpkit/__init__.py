@@ -2,7 +2,7 @@
 
 - ``selfcheck/``: the checks students get (shipped in their bundle): ``config``, ``onepixel``,
   ``observe``, ``judge``, ``judge_lrp``, ``checks``, ``faithfulness_checks``, ``tripwire``.
-- ``explorer/``: the gamma explorer's sliders (shipped).
+- ``explorer/``: the gamma explorer (shipped): ``engine`` (its cached LRP), ``widget``.
 - ``reference/``: the instructor's answers, never shipped: ``lrp``, ``references``,
   ``perturbation``.
 - ``authoring/``: what makes the student material: ``solutions``, ``student``, ``course_url``.

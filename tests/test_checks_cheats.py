@@ -33,6 +33,13 @@ def gxi_by_the_explorer(model, X, c):
     return explorer.Engine(model, X).relevance(explorer.GXI, c)[0]
 
 
+def gxi_by_the_explorers_widget(model, X, c):
+    """The widget's relevance: computed by the engine, which the tripwire sees."""
+    view = explorer.Explorer(model, X, c)
+    view.set(method=explorer.GXI)
+    return view.relevance
+
+
 def test_calling_the_checks_own_relevance_fails_on_both_configurations(drawn, capsys):
     config, expected = drawn
     assert not checks.check_relevance(relevance_by_the_checks, ConvPx)
@@ -44,11 +51,34 @@ def test_calling_the_checks_own_relevance_fails_on_both_configurations(drawn, ca
     assert not ok and "kit's own selfcheck/observe.py: relevance" in line, line
 
 
-def test_calling_the_explorer_fails(drawn):
+@pytest.mark.parametrize("cheat", [gxi_by_the_explorer, gxi_by_the_explorers_widget])
+def test_calling_the_explorer_fails(drawn, cheat):
     config, expected = drawn
-    text = checks.observation("check_gradient_x_input", gxi_by_the_explorer, config=config)
+    text = checks.observation("check_gradient_x_input", cheat, config=config)
     ok, line = checks.verdict("check_gradient_x_input", checks.decode_observation(text), expected)
-    assert not ok and "kit's own explorer/" in line, line
+    assert not ok and "kit's own explorer/engine.py: " in line, line
+
+
+def test_the_answering_files_are_the_ones_that_compute():
+    """observe.ANSWERING names files that exist, the explorer's engine among them. The
+    explorer's other files compute no relevance, so they need no watching: __init__.py
+    defines nothing, widget.py convolves nothing and reaches no LRP rule but through Engine
+    (a computation moved there must bring widget.py into ANSWERING)."""
+    import ast
+    from pathlib import Path
+
+    package = Path(observe.__file__).resolve().parents[1]
+    assert all((package / name).is_file() for name in observe.ANSWERING), observe.ANSWERING
+    assert "explorer/engine.py" in observe.ANSWERING
+    assert not {"explorer/__init__.py", "explorer/widget.py"} & set(observe.ANSWERING)
+    init = ast.parse((package / "explorer" / "__init__.py").read_text(encoding="utf-8"))
+    assert not [n for n in ast.walk(init) if isinstance(n, ast.FunctionDef | ast.ClassDef)]
+    widget = ast.parse((package / "explorer" / "widget.py").read_text(encoding="utf-8"))
+    used = {n.attr for n in ast.walk(widget) if isinstance(n, ast.Attribute)}
+    used |= {a.name for n in ast.walk(widget) if isinstance(n, ast.ImportFrom) for a in n.names}
+    computing = {"conv2d", "conv_transpose2d", "max_pool2d", "max_unpool2d", "functional"}
+    computing |= {"lrp0", "lrp_gamma", "zbox", "route", "_block", "_head_message", "_Conv"}
+    assert not used & computing, used & computing
 
 
 def test_returning_the_stored_arrays_fails_on_a_hidden_configuration(drawn):

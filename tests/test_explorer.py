@@ -6,7 +6,6 @@ tolerance. The explorer's recomputations are counted by its ``counts`` instrumen
 
 import ast
 import copy
-import inspect
 import json
 import os
 import subprocess
@@ -20,6 +19,7 @@ import torchvision
 
 import utils
 from lrpkit import explorer, sheet
+from lrpkit.explorer import engine, widget
 from lrpkit.reference import lrp
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,7 +53,7 @@ def ex64(view64):
 @pytest.fixture
 def ex(ex64):
     yield ex64
-    ex64.set(explorer.GAMMAS, explorer.LRP, explorer.CASTLE)
+    ex64.set(sheet.GAMMAS, explorer.LRP, sheet.CLASS)
 
 
 def set_gammas(ex, gammas):
@@ -63,8 +63,10 @@ def set_gammas(ex, gammas):
 
 def test_widgets(view64, ex64, standin64, X64):
     assert isinstance(view64, ipywidgets.VBox) and view64.explorer is ex64
-    assert explorer.GAMMAS is sheet.GAMMAS and explorer.BLOCKS is sheet.BLOCKS
-    assert explorer.stabilize is lrp.stabilize is sheet.stabilize
+    # the sheet's numbers and stabiliser, from their one home
+    assert engine.GAMMAS is widget.GAMMAS is sheet.GAMMAS and engine.BLOCKS is sheet.BLOCKS
+    assert engine.CASTLE == widget.CASTLE == sheet.CLASS
+    assert engine.stabilize is lrp.stabilize is sheet.stabilize
     assert len(ex64.sliders) == 5
     for k, (slider, gamma) in enumerate(zip(ex64.sliders, lrp.GAMMAS), 1):
         assert isinstance(slider, ipywidgets.FloatLogSlider)
@@ -192,10 +194,12 @@ def test_rejects_bad_input(X):
 
 
 def test_nothing_to_paste_as_an_exercise_answer():
-    """The explorer ships to students: no reference LRP, no gradient trick, no autograd."""
-    source = inspect.getsource(explorer)
-    tree = ast.parse(source)
-    for node in ast.walk(tree):
+    """The explorer ships to students: no reference LRP, no gradient trick, no autograd, in
+    any of its files."""
+    files = sorted(Path(explorer.__file__).parent.glob("*.py"))
+    assert {f.name for f in files} >= {"__init__.py", "engine.py", "widget.py"}
+    nodes = [n for f in files for n in ast.walk(ast.parse(f.read_text(encoding="utf-8")))]
+    for node in nodes:
         if isinstance(node, ast.ImportFrom):
             names = {node.module or "", *(f"{node.module}.{a.name}" for a in node.names)}
             assert not any("lrp" in n.split(".")[-1] for n in names if n != "lrpkit"), names
@@ -269,10 +273,10 @@ def test_png_is_the_image_beside_the_heatmap(ex):
     import numpy
 
     shown = cv2.imdecode(numpy.frombuffer(ex.png, numpy.uint8), cv2.IMREAD_COLOR)[..., ::-1]
-    assert shown.shape == (224, 2 * 224 + explorer.GAP, 3)
+    assert shown.shape == (224, 2 * 224 + widget.GAP, 3)
     image = numpy.round(ex.image * 255).astype(numpy.uint8)
     assert (shown[:, :224] == image).all()
-    assert (shown[:, 224 : 224 + explorer.GAP] == 255).all()
+    assert (shown[:, 224 : 224 + widget.GAP] == 255).all()
     assert (shown[:, -224:] == explorer.heatmap(ex.relevance)).all()
     assert "castle (483)" in ex.title.value and "LRP" in ex.title.value
 
@@ -292,7 +296,7 @@ def test_redraw_does_not_use_matplotlib(ex, monkeypatch):
 @pytest.fixture
 def short_curves(monkeypatch):
     """Curves of 4 steps instead of 32 (the button works the same)."""
-    monkeypatch.setattr(explorer, "CURVE_STEPS", 4)
+    monkeypatch.setattr(widget, "CURVE_STEPS", 4)  # read where it is defined
 
 
 def test_curve_button_draws_the_instructors_curve(standin64, X64, short_curves):
@@ -304,7 +308,7 @@ def test_curve_button_draws_the_instructors_curve(standin64, X64, short_curves):
     assert ex.curve is None and "lrpkit.reference.perturbation.one_curve" in ex.curve_note.value
     ex.sliders[1].value = 0.05
     ex.curve_button.click()
-    ref = perturbation.curve(standin64, X64, ex.relevance, 483, explorer.CURVE_SIZE, 4)[0]
+    ref = perturbation.curve(standin64, X64, ex.relevance, 483, widget.CURVE_SIZE, 4)[0]
     assert ex.curve.shape == (5,) and torch.allclose(ex.curve, ref, rtol=1e-10, atol=0)
     assert ex.progress.value == 100 and bytes(ex.curve_view.value).startswith(b"\x89PNG")
     assert ex.curve_view.layout.display is None  # shown
@@ -355,7 +359,7 @@ def test_curve_button_uses_the_notebooks_perturbation_curve(standin64, X64, monk
     assert ex.whose == "your perturbation_curve (defined in this notebook)"
     assert "your perturbation_curve" in ex.curve_note.value
     assert ex.curve_button in ex.widget.children[-1].children
-    assert ex.draw_curve().tolist() == torch.linspace(3.0, 1.0, explorer.CURVE_STEPS + 1).tolist()
+    assert ex.draw_curve().tolist() == torch.linspace(3.0, 1.0, widget.CURVE_STEPS + 1).tolist()
 
 
 @pytest.mark.parametrize("names", [{}, {"perturbation_curve": "not a function"}])
@@ -367,7 +371,7 @@ def test_no_curve_button_without_a_curve_function(standin64, X64, monkeypatch, n
     ex = explorer.explore(standin64, X64).explorer
     assert ex.curve_button is None and ex.draw_curve() is None and ex.curve is None
     shown = [w for box in ex.widget.children for w in getattr(box, "children", ())]
-    assert not any(isinstance(w, explorer.widgets.Button) for w in shown)
+    assert not any(isinstance(w, ipywidgets.Button) for w in shown)
     assert "curve" not in repr(ex.widget.children)
 
 

@@ -301,6 +301,8 @@ def test_bundle_holds_what_students_need_and_nothing_else(bundle):
     needed = ["README.md", "utils.py", "lrpkit/__init__.py", "lrpkit/selfcheck/checks.py"]
     needed += [
         "lrpkit/explorer/__init__.py",
+        "lrpkit/explorer/engine.py",
+        "lrpkit/explorer/widget.py",
         "environment.yml",
         "requirements.txt",
         *SOLUTION_NAMES,

@@ -56,9 +56,9 @@ def describe(error):
 
 #: files of the kit whose code can compute an answer (the explorer's engine, the checks' own
 #: computations), relative to the package lrpkit: code under test calling into them is
-#: recorded, and earns no points.
+#: recorded, and earns no points. Not the explorer's widget.py: it draws the engine's
+#: relevance and a curve function it is handed, so a call through it reaches engine.py.
 ANSWERING = (
-    "explorer/__init__.py",
     "explorer/engine.py",
     "selfcheck/judge.py",
     "selfcheck/judge_lrp.py",
