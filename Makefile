@@ -5,7 +5,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SHARED_CASTLE ?= ../shared/data/castle.jpg
 
-.PHONY: setup castle browser sandbox demo test lint lab references exercises bundle grade bench clean
+.PHONY: setup castle browser sandbox demo test lint lab references exercises regenerate bundle grade \
+	bench clean
 
 # .venv with the requirements and the kit (editable); reinstalls when requirements*.txt,
 # requirements-lock.txt or pyproject.toml change. With the lock's Python (CI's) the lock's
@@ -25,7 +26,7 @@ browser:
 		($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends chromium chromium-driver)
 
 # Debian's bubblewrap and libseccomp: the sandbox every submission runs in, under a seccomp
-# filter (lrpkit/grading/sandbox/bwrap.py, seccomp.py).
+# filter (lrpkit/grading/sandbox/).
 sandbox:
 	@command -v bwrap >/dev/null && /sbin/ldconfig -p | grep -q 'libseccomp\.so\.2' || \
 		($(SUDO) apt-get update -q && \
@@ -50,6 +51,13 @@ references: castle
 	VGG16_WEIGHTS=standin $(PY) -m lrpkit.reference.references
 
 exercises: setup
+	$(PY) -m lrpkit.authoring.student exercises
+
+# Everything made from lrpkit/sheet.py and the solution notebooks, in order: data/reference/,
+# the solutions' stored verdicts, notebooks/exercises/ (after changing the sheet:
+# docs/development.md; tests/test_sheet.py names what is stale).
+regenerate: references
+	$(PY) -m lrpkit.authoring.solutions
 	$(PY) -m lrpkit.authoring.student exercises
 
 bundle: setup castle

@@ -233,17 +233,26 @@ def test_make_demo_runs_the_demo():
     assert "-m lrpkit.demo" in recipe and "figures/castle.png" in recipe
 
 
+def test_make_regenerate_makes_references_then_solutions_then_exercises():
+    """docs/development.md's one command after changing the sheet: the order matters (the
+    solutions' verdicts need the new references, the exercises the new solutions)."""
+    deps, recipe = make_recipe("regenerate")
+    assert deps.split() == ["references"]
+    solutions = recipe.index("-m lrpkit.authoring.solutions")
+    assert recipe.index("-m lrpkit.authoring.student exercises") > solutions
+
+
 def test_readme_commands_exist():
-    readme = (ROOT / "README.md").read_text()
+    """The README names the fresh-machine commands and the weights; the students' guide how to
+    set up without make (tests/test_docs.py checks that every command named exists)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    students = (ROOT / "docs" / "students.md").read_text(encoding="utf-8")
     # Commands: `make x` inline, a code line starting with make, or VAR=value make x.
     named = set(re.findall(r"(?:^|`|\w=\S*\s)make ([a-z][\w-]*)", readme, flags=re.M))
     assert {"demo", "test", "lab"} <= named
-    assert named <= make_targets(), f"README names missing targets: {named - make_targets()}"
-    for phrase in (
-        "VGG16_WEIGHTS=standin",
-        "VGG16_WEIGHTS=/path/to/vgg16-397923af.pth",
-        "environment.yml",
-        "pip install --no-deps -e .",
-        "jupyter lab notebooks/",
-    ):
+    for phrase in ("make demo", "make test", "python -m lrpkit.tasks demo", "lrpkit.tasks test"):
         assert phrase in readme, f"README should mention {phrase!r}"
+    for phrase in ("VGG16_WEIGHTS=standin", "VGG16_WEIGHTS=/path/to/vgg16-397923af.pth"):
+        assert phrase in readme and phrase in students, f"README and students.md: {phrase!r}"
+    for phrase in ("environment.yml", "pip install --no-deps -e .", "jupyter lab notebooks/"):
+        assert phrase in students, f"docs/students.md should mention {phrase!r}"
