@@ -34,17 +34,12 @@ from lrpkit.grading.results import classreport, details
 from lrpkit.grading.results.gradebook import Layout
 from lrpkit.grading.results.outputs import OutputFolder, write_feedback
 from lrpkit.grading.run import secret as course_secret
+from lrpkit.grading.run.environment import CELL_TIMEOUT
 from lrpkit.grading.run.hidden import HiddenChecks
 from lrpkit.grading.run.protect import Watch, protected_paths
-from lrpkit.grading.run.runner import (
-    CELL_TIMEOUT,
-    TIMEOUT,
-    Grader,
-    float64_path,
-    kill_token,
-    restore_standin,
-)
+from lrpkit.grading.run.runner import TIMEOUT, Grader, kill_token
 from lrpkit.grading.run.scoring import Result, score
+from lrpkit.grading.run.standin import float64_path, restore_standin
 from lrpkit.layout import ROOT
 
 
