@@ -286,7 +286,7 @@ def grade(
     earlier run in ``out``); ``resume``: grade the students ``out`` has no finished row for;
     ``times``: {student: when handed in}, over what the intake knows; ``folder``: the
     outputs.OutputFolder of ``out`` (made here when None). Returns this run's results, one
-    per submission graded now, sorted by student id. ``intake``: the ``intake.Intake`` of
+    per submission graded now, sorted by student id. ``intake``: the ``result.Intake`` of
     ``submissions`` when already collected (with a --pattern or --roster); default:
     ``intake.collect(submissions)``.
     """
