@@ -23,7 +23,9 @@ import seccomp_probe
 
 from lrpkit.grading.sandbox import bwrap as sb
 from lrpkit.grading.sandbox import cgroups
-from lrpkit.grading.sandbox.bwrap import GiB, LimitHit, Limits, MiB, Sandbox
+from lrpkit.grading.sandbox import limits as lim
+from lrpkit.grading.sandbox.bwrap import Sandbox
+from lrpkit.grading.sandbox.limits import GiB, LimitHit, Limits, MiB
 
 ROOT = Path(sb.__file__).resolve().parents[2]
 # Root graders drop to a fresh uid; uid=0 takes the user-namespace way non-root graders take.
@@ -95,8 +97,8 @@ def test_limits_parse_command_line_strings():
     assert limits.file_bytes == int(1.5 * GiB)
     assert limits.output_bytes is None
     assert limits.disk_bytes == Limits().disk_bytes  # untouched: the default
-    assert sb.parse_size("4GiB") == sb.parse_size("4g") == 4 * GiB
-    assert sb.parse_size("100k") == 100 * 1024 and sb.parse_size("1000") == 1000
+    assert lim.parse_size("4GiB") == lim.parse_size("4g") == 4 * GiB
+    assert lim.parse_size("100k") == 100 * 1024 and lim.parse_size("1000") == 1000
     for bad in ("memory=lots", "colour=4G", "memory", "cpu=3 weeks"):
         with pytest.raises(ValueError, match="not a limit"):
             Limits.parse(bad)
@@ -110,10 +112,10 @@ def test_limit_hits_read_as_the_scorer_writes_them():
     assert LimitHit("file", 512 * MiB).text == "file size limit 512 MiB exceeded"
     assert "memory 4 GiB, processes 512" in Limits().describe()
     limits = Limits()
-    assert sb.limit_from_error("MemoryError", "", limits) == LimitHit("memory", 4 * GiB)
+    assert lim.limit_from_error("MemoryError", "", limits) == LimitHit("memory", 4 * GiB)
     error = "[Errno 27] File too large"
-    assert sb.limit_from_error("OSError", error, limits).kind == "file"
-    assert sb.limit_from_error("ValueError", "bad shape", limits) is None
+    assert lim.limit_from_error("OSError", error, limits).kind == "file"
+    assert lim.limit_from_error("ValueError", "bad shape", limits) is None
 
 
 def test_a_missing_bubblewrap_names_the_remedies(monkeypatch):

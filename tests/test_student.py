@@ -15,7 +15,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 from lrpkit.authoring import student
-from lrpkit.grading.run.runner import make_standin_cache
+from lrpkit.grading.run.standin import make_standin_cache
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTION_NAMES = ("ex3_gradient_x_input.ipynb", "ex4_lrp.ipynb", "ex5_faithfulness.ipynb")

@@ -26,7 +26,8 @@ from lrpkit.bench.tools import MISSED, Target, header, report
 from lrpkit.grading.course import load_course
 from lrpkit.grading.intake.submissions import discover, parse
 from lrpkit.grading.pipeline import grade
-from lrpkit.grading.run.runner import STANDIN_FILE, Grader, make_standin_cache
+from lrpkit.grading.run.runner import Grader
+from lrpkit.grading.run.standin import STANDIN_FILE, make_standin_cache
 from lrpkit.selfcheck import config
 
 #: (workers, sandboxed) -> seconds per submission at most (None: measured only)

@@ -26,8 +26,10 @@ from lrpkit.grading.results.gradebook import Layout
 from lrpkit.grading.results.outputs import OutputError, OutputFolder, read_configs
 from lrpkit.grading.results.shards import Shard, ShardError, merge
 from lrpkit.grading.run import secret as course_secret
-from lrpkit.grading.run.runner import CELL_TIMEOUT, TIMEOUT
-from lrpkit.grading.sandbox.bwrap import Limits, SandboxUnavailable
+from lrpkit.grading.run.environment import CELL_TIMEOUT
+from lrpkit.grading.run.runner import TIMEOUT
+from lrpkit.grading.sandbox.bwrap import SandboxUnavailable
+from lrpkit.grading.sandbox.limits import Limits
 from lrpkit.layout import ROOT
 
 ERRORS = (

@@ -34,17 +34,12 @@ from lrpkit.grading.results import classreport, details
 from lrpkit.grading.results.gradebook import Layout
 from lrpkit.grading.results.outputs import OutputFolder, write_feedback
 from lrpkit.grading.run import secret as course_secret
+from lrpkit.grading.run.environment import CELL_TIMEOUT
 from lrpkit.grading.run.hidden import HiddenChecks
 from lrpkit.grading.run.protect import Watch, protected_paths
-from lrpkit.grading.run.runner import (
-    CELL_TIMEOUT,
-    TIMEOUT,
-    Grader,
-    float64_path,
-    kill_token,
-    restore_standin,
-)
+from lrpkit.grading.run.runner import TIMEOUT, Grader, kill_token
 from lrpkit.grading.run.scoring import Result, score
+from lrpkit.grading.run.standin import float64_path, restore_standin
 from lrpkit.layout import ROOT
 
 
@@ -291,7 +286,7 @@ def grade(
     earlier run in ``out``); ``resume``: grade the students ``out`` has no finished row for;
     ``times``: {student: when handed in}, over what the intake knows; ``folder``: the
     outputs.OutputFolder of ``out`` (made here when None). Returns this run's results, one
-    per submission graded now, sorted by student id. ``intake``: the ``intake.Intake`` of
+    per submission graded now, sorted by student id. ``intake``: the ``result.Intake`` of
     ``submissions`` when already collected (with a --pattern or --roster); default:
     ``intake.collect(submissions)``.
     """

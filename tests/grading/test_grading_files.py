@@ -1,5 +1,5 @@
-"""Reading files from outside (lrpkit.grading.intake.files): no link followed, no file type trusted,
-bounded size, depth and count; remove_tree for any depth and any file."""
+"""Reading files from outside (lrpkit.grading.intake.files, jsondepth): no link followed, no file
+type trusted, bounded size, depth and count; remove_tree for any depth and any file."""
 
 import json
 import os
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from lrpkit.grading.intake import files
+from lrpkit.grading.intake import files, jsondepth
 from lrpkit.grading.intake.files import Refused
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -318,22 +318,22 @@ def test_json_depth_equals_a_literal_recursion_with_brackets_and_quotes_in_strin
     for _ in range(300):
         value = random_json(rng, rng.randrange(12))
         for text in (json.dumps(value), json.dumps(value, indent=1, ensure_ascii=False)):
-            assert files.json_depth(text.encode()) == literal_depth(value), text
+            assert jsondepth.json_depth(text.encode()) == literal_depth(value), text
 
 
 def test_a_deeply_nested_array_is_refused_not_a_recursion_error():
     deep = b"[" * 100_000 + b"]" * 100_000
     with pytest.raises(Refused, match="deep.ipynb nests JSON 100,000 levels deep") as e:
-        files.load_json(deep, "deep.ipynb", kind="notebook")
+        jsondepth.load_json(deep, "deep.ipynb", kind="notebook")
     assert e.value.kind == "too deep"
-    assert files.load_json(b"[" * 100 + b"]" * 100, "ok.json") is not None
+    assert jsondepth.load_json(b"[" * 100 + b"]" * 100, "ok.json") is not None
     with pytest.raises(Refused, match="101 levels"):
-        files.load_json(b"[" * 101 + b"]" * 101, "x.json")
+        jsondepth.load_json(b"[" * 101 + b"]" * 101, "x.json")
 
 
 def test_brackets_inside_strings_do_not_count():
     text = json.dumps({"source": "[" * 100_000 + '\\"{' * 1000})
-    assert files.load_json(text.encode(), "x.json") == json.loads(text)
+    assert jsondepth.load_json(text.encode(), "x.json") == json.loads(text)
 
 
 @pytest.mark.parametrize(
@@ -346,5 +346,5 @@ def test_brackets_inside_strings_do_not_count():
 )
 def test_load_json_says_why_it_is_unusable(data, words):
     with pytest.raises(Refused) as refused:
-        files.load_json(data, "x.ipynb", kind="notebook")
+        jsondepth.load_json(data, "x.ipynb", kind="notebook")
     assert str(refused.value).startswith(words), str(refused.value)

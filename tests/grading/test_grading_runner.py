@@ -11,14 +11,8 @@ from crafting import CELL_TIMEOUT, code, good_cells, nb_bytes, write_submissions
 import utils
 from lrpkit.grading.course import load_course
 from lrpkit.grading.pipeline import grade
-from lrpkit.grading.run.runner import (
-    PLUGIN_NAME,
-    RunFolders,
-    float64_path,
-    kernel_command,
-    make_standin_cache,
-    restore_standin,
-)
+from lrpkit.grading.run.environment import PLUGIN_NAME, RunFolders, kernel_command
+from lrpkit.grading.run.standin import float64_path, make_standin_cache, restore_standin
 from lrpkit.selfcheck import config
 
 

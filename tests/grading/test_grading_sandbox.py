@@ -35,7 +35,7 @@ from lrpkit.grading.course import load_course
 from lrpkit.grading.pipeline import grade
 from lrpkit.grading.run.runner import isolation
 from lrpkit.grading.sandbox import cgroups
-from lrpkit.grading.sandbox.bwrap import GiB, Limits, MiB
+from lrpkit.grading.sandbox.limits import GiB, Limits, MiB
 
 MARK = f"lrpkit-adversary-{uuid.uuid4().hex[:8]}"  # in every process an attack leaves behind
 LIMITS = Limits(memory_bytes=GiB, processes=256, file_bytes=128 * MiB, disk_bytes=256 * MiB)

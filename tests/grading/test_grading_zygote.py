@@ -21,7 +21,8 @@ from lrpkit.grading.intake.submissions import discover, parse
 from lrpkit.grading.pipeline import grade
 from lrpkit.grading.run.runner import Grader
 from lrpkit.grading.sandbox import cgroups
-from lrpkit.grading.sandbox.bwrap import Limits, MiB, available
+from lrpkit.grading.sandbox.bwrap import available
+from lrpkit.grading.sandbox.limits import Limits, MiB
 
 MARK = "lrpkit-zygote-test-orphan"
 #: a cell that prints what the kernel is and may do, as JSON on one line
@@ -229,7 +230,7 @@ def test_rlimits_are_what_prlimit_is_given():
 def test_a_process_joins_only_a_complete_sandbox(tmp_path, listener):
     """Forked straight after bwrap starts, eight times: each sees the sandbox's files only
     (joined before bwrap's mounts were done, it would see the machine's)."""
-    from lrpkit.grading.run.runner import kernel_environment
+    from lrpkit.grading.run.environment import kernel_environment
     from lrpkit.grading.sandbox.bwrap import Sandbox
     from lrpkit.grading.sandbox.zygote import PYTEST, PYTEST_RUN, Zygote
 

@@ -22,7 +22,7 @@ its student's (a ``NotebookFile`` with a ``problem``, which parse records in
 ``Submission.problems``, or the submission's ``problem``), or one of its own (origin
 ``unmatched``). ``roster`` (roster.py) fills names, SIS ids and sections,
 re-keys submissions to the roster's LMS id, and adds a row ``no submission`` for each student
-without one.
+without one. The records it returns, ``Intake`` and ``Unmatched``, are in result.py.
 """
 
 import re
@@ -33,6 +33,7 @@ from lrpkit.grading.course import ALL_EXERCISES, GradingError
 from lrpkit.grading.intake import layouts
 from lrpkit.grading.intake.files import Refused
 from lrpkit.grading.intake.matching import Exercises
+from lrpkit.grading.intake.result import Intake, Unmatched
 from lrpkit.grading.intake.roster import join
 from lrpkit.grading.intake.submissions import MAX_NOTEBOOK_BYTES, NotebookFile, Submission
 from lrpkit.grading.intake.tree import open_zip, root
@@ -41,15 +42,6 @@ from lrpkit.grading.intake.zips import LIMITS, Budget
 SKIPPED = ("__MACOSX", ".ipynb_checkpoints", "__pycache__")
 MAX_DEPTH = 6  # folder levels within one student's submission
 MAX_NODES = 200_000  # files and folders in one download
-
-
-@dataclass(frozen=True)
-class Unmatched:
-    """A file left out of grading (or a note about one), with the reason."""
-
-    path: str  # relative to the download
-    reason: str
-    student: str = ""  # whose it is, where known
 
 
 @dataclass
@@ -76,40 +68,6 @@ class Draft:
     candidates: list = field(default_factory=list)
     problem: str = ""
     refusals: list = field(default_factory=list)  # [str]: what was refused in it
-
-
-@dataclass
-class Intake:
-    """What a download held: one submission per student, and what was left out."""
-
-    submissions: list  # [Submission], sorted by student
-    unmatched: list = field(default_factory=list)  # [Unmatched]: left out (exit non-zero)
-    notes: list = field(default_factory=list)  # [Unmatched]: ignored, superseded, no exercise
-    missing: list = field(default_factory=list)  # roster keys without a submission
-    unknown: list = field(default_factory=list)  # submission keys not in the roster
-
-    def summary(self):
-        """The run's summary of the intake (lines of text)."""
-        subs = [s for s in self.submissions if s.origin not in ("unmatched", "roster")]
-        origins = {}
-        for sub in subs:
-            origins[sub.origin] = origins.get(sub.origin, 0) + 1
-        kinds = ", ".join(f"{n} {origin}" for origin, n in sorted(origins.items()))
-        lines = [f"intake: {len(subs)} submissions" + (f" ({kinds})" if kinds else "")]
-        for title, items in (("left out", self.unmatched), ("notes", self.notes)):
-            if items:
-                lines.append(f"{len(items)} {title}:")
-                lines += [
-                    f"  {u.path}" + (f" [{u.student}]" if u.student else "") + f": {u.reason}"
-                    for u in items
-                ]
-        if self.missing:
-            lines.append(f"{len(self.missing)} in the roster without a submission: ")
-            lines[-1] += ", ".join(self.missing)
-        if self.unknown:
-            lines.append(f"{len(self.unknown)} submissions not in the roster: ")
-            lines[-1] += ", ".join(self.unknown)
-        return lines
 
 
 def _hidden(name):

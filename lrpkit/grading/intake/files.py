@@ -1,6 +1,6 @@
 """Reading files that come from outside, for the grader: submissions now, LMS downloads and zips.
 
-What arrives from outside is data. Everything here keeps to four rules:
+What arrives from outside is data. Everything here keeps to three rules:
 
 - **No link is followed** in the last component of a path it is given, nor any link it finds
   in a folder: a link is reported (``Entry.kind == "symlink"``) or refused, never entered or
@@ -14,22 +14,19 @@ What arrives from outside is data. Everything here keeps to four rules:
   linked folder is never entered, at any depth) and left through ``..``, checked against
   the folder it came from. No path is ever longer than one name, so depth beyond
   ``PATH_MAX`` is fine.
-- **JSON nesting is bounded** (``load_json``), checked before it is parsed.
+
+JSON from outside is parsed with its nesting bounded by jsondepth.py (``load_json``).
 
 Interface (submissions.py reads through it; branch h19 builds LMS downloads and zips on it):
 ``Refused``, ``Entry``, ``read_file``, ``read_tail``, ``open_folder``, ``scan``, ``walk``,
-``load_json``, ``json_depth``, ``remove_tree``.
+``remove_tree``.
 """
 
 import errno
-import json
 import os
 import stat
-from array import array
 from dataclasses import dataclass
-from itertools import accumulate
 
-MAX_JSON_DEPTH = 100  # a notebook Jupyter saved nests some 10 levels; json's own limit ~1000
 MAX_ENTRIES = 100_000  # walk's default bound on what one folder tree may hold
 KINDS = ("file", "dir", "symlink", "fifo", "device", "socket", "other")
 _CHUNK = 1 << 20
@@ -444,63 +441,3 @@ def _empty(parent_fd, name):
     finally:
         descent.close()
     return problems
-
-
-# ---------------------------------------------------------------------------
-# JSON with bounded nesting
-# ---------------------------------------------------------------------------
-
-_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
-_STEP = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # +1, +1, -1, -1 as signed bytes
-
-
-def json_depth(raw):
-    """How deep JSON text (bytes) nests arrays and objects, counting brackets outside strings
-    only; linear time, no recursion, no regular expression to backtrack. Escaped backslashes,
-    then escaped quotes are dropped (left to right, as JSON reads them), so every quote left
-    opens or closes a string (UTF-8 never puts these bytes inside a multi-byte character)."""
-    plain = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
-    outside = b"".join(plain.split(b'"')[::2])
-    brackets = outside.translate(None, _NOT_BRACKET)
-    return max(accumulate(array("b", brackets.translate(_STEP))), default=0)
-
-
-def load_json(data, name, max_depth=MAX_JSON_DEPTH, kind="JSON"):
-    """The parsed JSON of ``data`` (bytes or text) from the file ``name``; Refused says why
-    it is unusable: not UTF-8, nested deeper than ``max_depth`` (checked before parsing, so
-    never a RecursionError), or not valid JSON (where, by line and column). ``kind`` names
-    the file in the hints ("notebook")."""
-    if isinstance(data, str):
-        text, raw = data, data.encode("utf-8", "surrogatepass")
-    else:
-        raw = bytes(data)
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise Refused(
-                f"{name} is not UTF-8 text (not a {kind} file?)", name, "not utf-8"
-            ) from None
-    depth = json_depth(raw)
-    if depth > max_depth:
-        raise _too_deep(name, kind, max_depth, f"{depth:,} levels")
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise Refused(
-            f"{name} is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})",
-            name,
-            "not json",
-        ) from None
-    except RecursionError:
-        raise _too_deep(name, kind, max_depth, "too many levels") from None
-    except ValueError as error:  # e.g. an integer of more digits than Python converts
-        raise Refused(f"{name} is not valid JSON ({error})", name, "not json") from None
-
-
-def _too_deep(name, kind, max_depth, depth):
-    return Refused(
-        f"{name} nests JSON {depth} deep, more than the {max_depth} allowed (no {kind} file "
-        "needs that many): hand in the file as it was saved",
-        name,
-        "too deep",
-    )

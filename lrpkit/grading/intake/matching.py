@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lrpkit.grading.course import ALL_EXERCISES
-from lrpkit.grading.intake.files import Refused, load_json
+from lrpkit.grading.intake.files import Refused
+from lrpkit.grading.intake.jsondepth import load_json
 from lrpkit.layout import CHECK_TAG, SOLUTIONS, tags
 
 DEFINITION = re.compile(r"^(?:async\s+)?(?:def|class)\s+([A-Za-z_]\w*)", re.MULTILINE)

@@ -22,6 +22,7 @@ from datetime import datetime
 
 from lrpkit.grading.course import GradingError
 from lrpkit.grading.intake import files
+from lrpkit.grading.intake.jsondepth import load_json
 from lrpkit.layout import CHECK_TAG, tags
 
 MAX_NOTEBOOK_BYTES = 50 * 2**20
@@ -176,7 +177,7 @@ def discover(folder):
 def _notebook(name, data):
     """The JSON of a notebook file as a dict; ValueError (files.Refused for unusable JSON)
     says why it is unusable."""
-    nb = files.load_json(data, name, kind="notebook")
+    nb = load_json(data, name, kind="notebook")
     if not isinstance(nb, dict):
         raise ValueError(f"{name} is JSON but not a notebook")
     version = nb.get("nbformat")

@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 
 from lrpkit.grading.results.feedback import diagnosis
-from lrpkit.grading.sandbox.bwrap import LimitHit, Limits
+from lrpkit.grading.sandbox.limits import LimitHit, Limits
 
 RESULTS = "results.jsonl"
 CODE = "code.jsonl"

@@ -1,12 +1,12 @@
 """Running one submission: a private sandbox folder, pytest --nbval on its graded notebook.
 
 ``Grader.run`` prepares a fresh sandbox (read-only copies of the kit, HOME and TMPDIR inside
-it), writes the graded notebook there, starts ``kernel_command`` in its own session, reads the
-plugin's cell records from a pipe the kernel does not inherit, kills every process the run
-started (by the token in their environment) and reports which files the run changed.
+it), writes the graded notebook there, starts ``kernel_command`` (environment.py) in its own
+session, reads the plugin's cell records from a pipe the kernel does not inherit
+(resultpipe.py), kills every process the run started (by the token in their environment) and
+reports which files the run changed. The stand-in weights its kernels share: standin.py.
 """
 
-import json
 import os
 import shutil
 import signal
@@ -22,28 +22,30 @@ from pathlib import Path
 import nbformat
 
 from lrpkit.grading.intake.files import Refused, read_file, read_tail, remove_tree
+from lrpkit.grading.run.environment import (
+    CELL_TIMEOUT,
+    FORKED_NAME,
+    TOKEN,
+    RunFolders,
+    kernel_command,
+    kernel_environment,
+)
 from lrpkit.grading.run.forked import Forked
 from lrpkit.grading.run.notebook import graded_notebook, kit_modules
+from lrpkit.grading.run.resultpipe import ResultPipe
+from lrpkit.grading.run.standin import STANDIN_FILE, float64_path, make_standin_cache
 from lrpkit.grading.sandbox import cgroups
-from lrpkit.grading.sandbox.bwrap import LimitHit, Limits, Sandbox, Watchdog, probe
+from lrpkit.grading.sandbox.bwrap import Sandbox, probe
+from lrpkit.grading.sandbox.limits import LimitHit, Limits
+from lrpkit.grading.sandbox.watchdog import Watchdog
 from lrpkit.grading.sandbox.zygote import ENV as KERNEL_FD
 from lrpkit.grading.sandbox.zygote import KERNEL, KERNEL_RUN, PRELOAD, PYTEST, PYTEST_RUN, Zygote
 from lrpkit.layout import ROOT
 
-CELL_TIMEOUT = 120  # seconds per cell
 ZYGOTE_TIMEOUT = 120  # seconds the first run waits for the zygote (then: kernels start alone)
 TIMEOUT = 600  # seconds per submission, everything included
 PLUGIN = Path(__file__).with_name("plugin.py")
-PLUGIN_NAME = "_lrpkit_grade_plugin.py"  # its name in each run's control folder
 FORKED = Path(__file__).with_name("forked.py")  # the plugin's handle on a forked kernel
-FORKED_NAME = "_lrpkit_forked.py"  # beside the plugin
-OUTPUT_CAP = 5_000_000  # characters of output kept per cell; the rest is dropped
-STANDIN_FILE = "standin-vgg16.pt"
-TOKEN = "LRPKIT_GRADE_TOKEN"  # environment variable marking every process of a run
-#: environment variables of the grader that never reach a kernel
-DROPPED_PREFIXES = ("JUPYTER", "IPYTHON", "PYTEST", "MPL", "LRPKIT", "VGG16")
-DROPPED = ("PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME")
-NO_PROXY = "http://127.0.0.1:9"  # grading never downloads: HTTP(S) through it fails fast
 
 
 @dataclass
@@ -64,166 +66,6 @@ class Run:
     config: object = (
         None  # the hidden configuration it was graded on (lrpkit.selfcheck.config.Config)
     )
-
-
-@dataclass(frozen=True)
-class RunFolders:
-    """The folders of one run: the kernel's sandbox and the grader's control folder."""
-
-    sandbox: Path  # the kernel's working folder: kit copies, home, tmp, the notebook
-    control: Path  # pytest's: the plugin, pytest.ini, the log
-
-    @property
-    def notebook(self):
-        return self.sandbox / "submission.ipynb"
-
-    @property
-    def plugin(self):
-        return self.control / PLUGIN_NAME
-
-    @property
-    def ini(self):
-        return self.control / "pytest.ini"
-
-    @property
-    def log(self):
-        return self.control / "pytest.log"
-
-
-def kernel_environment(sandbox, token, threads):
-    """The environment of a run: the grader's, less its own settings, HOME and TMPDIR in the
-    sandbox, the stand-in weights, no network, and the run's token."""
-    home = sandbox / "home"
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(DROPPED_PREFIXES) and key not in DROPPED
-    }
-    env.update(
-        HOME=str(home),
-        TMPDIR=str(sandbox / "tmp"),
-        PYTHONPATH=str(sandbox),
-        PYTHONDONTWRITEBYTECODE="1",
-        PYTHONNOUSERSITE="1",
-        PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
-        IPYTHONDIR=str(home / ".ipython"),
-        JUPYTER_CONFIG_DIR=str(home / ".jupyter"),
-        JUPYTER_DATA_DIR=str(home / ".local/share/jupyter"),
-        JUPYTER_RUNTIME_DIR=str(home / ".local/share/jupyter/runtime"),
-        JUPYTER_PLATFORM_DIRS="1",
-        MPLCONFIGDIR=str(home / ".matplotlib"),
-        MPLBACKEND="Agg",
-        VGG16_WEIGHTS="standin",
-        OMP_NUM_THREADS=str(threads),
-        MKL_NUM_THREADS=str(threads),
-        PYDEVD_DISABLE_FILE_VALIDATION="1",
-        http_proxy=NO_PROXY,
-        https_proxy=NO_PROXY,
-        HTTP_PROXY=NO_PROXY,
-        HTTPS_PROXY=NO_PROXY,
-        no_proxy="",
-        NO_PROXY="",
-        **{TOKEN: token},
-    )
-    return env
-
-
-def kernel_command(folders, token, cell_timeout=CELL_TIMEOUT, threads=1):
-    """The command line (argv, env) that runs a sandbox's graded notebook under pytest --nbval.
-
-    Run it with cwd=folders.control. A wrapper (such as an isolating sandbox) goes here.
-    """
-    argv = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-p",
-        "no:cacheprovider",
-        "-p",
-        PLUGIN_NAME[:-3],
-        "-p",
-        "nbval.plugin",
-        "--nbval",
-        "--nbval-current-env",
-        f"--nbval-cell-timeout={cell_timeout}",
-        "--nbval-kernel-startup-timeout=60",
-        "-c",
-        str(folders.ini),
-        "--rootdir",
-        str(folders.sandbox),
-        "-q",
-        "--tb=no",
-        "-W",
-        "ignore::DeprecationWarning",
-        str(folders.notebook),
-    ]
-    return argv, kernel_environment(folders.sandbox, token, threads)
-
-
-class ResultPipe:
-    """The pipe the plugin writes cell records to, each signed with a secret.
-
-    The secret reaches pytest on a second pipe: neither is inherited by the kernel, so
-    records forged by student code (say through /proc) lack the secret and are ignored.
-    """
-
-    MAX_LINE = 8_000_000  # a check cell's record carries its observation (a few 100 kB)
-    MAX_LINES = 10_000
-
-    def __init__(self):
-        self.read_fd, self.write_fd = os.pipe()
-        self.secret_read_fd, secret_write_fd = os.pipe()
-        self.secret = uuid.uuid4().hex
-        os.write(secret_write_fd, self.secret.encode())
-        os.close(secret_write_fd)
-        self.lines = []
-        self.reader = None
-
-    @property
-    def pass_fds(self):
-        """The descriptors pytest inherits."""
-        return (self.write_fd, self.secret_read_fd)
-
-    def environment(self):
-        """Where the plugin finds the pipes and how much of a cell's output it keeps."""
-        return {
-            "LRPKIT_GRADE_FD": str(self.write_fd),
-            "LRPKIT_GRADE_SECRET_FD": str(self.secret_read_fd),
-            "LRPKIT_GRADE_OUTPUT_CAP": str(OUTPUT_CAP),
-        }
-
-    def start_reading(self):
-        """Once pytest has started: close our copies of its ends and read in the background."""
-        os.close(self.write_fd)
-        os.close(self.secret_read_fd)
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self):
-        """Keep the pipe's lines that carry the secret (bounded: it may be flooded)."""
-        with os.fdopen(self.read_fd, "r", encoding="utf-8", errors="replace") as pipe:
-            while line := pipe.readline(self.MAX_LINE):
-                if not line.endswith("\n"):  # longer than any record: skip to its end
-                    while line and not line.endswith("\n"):
-                        line = pipe.readline(self.MAX_LINE)
-                    continue
-                if self.secret in line and len(self.lines) < self.MAX_LINES:
-                    self.lines.append(line)
-
-    def records(self, timeout=10):
-        """{cell number: record} of the signed cell records, once pytest has ended."""
-        self.reader.join(timeout=timeout)
-        records = {}
-        for line in self.lines:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if not isinstance(record, dict) or record.get("secret") != self.secret:
-                continue
-            if record.get("event") == "cell":
-                records[record["cell"]] = record
-        return records
 
 
 def kill_token(token, prefix=False):
@@ -261,51 +103,6 @@ def same(path, data):
         return read_file(path, len(data)) == data
     except (OSError, Refused):
         return False
-
-
-def float64_path(path):
-    """Where the float64 copy of the stand-in weights at path is kept (beside them)."""
-    path = Path(path)
-    return path.with_name(f"{path.stem}.float64{path.suffix}")
-
-
-def make_standin_cache(path, course=None):
-    """Write the stand-in weights once (utils.standin_state_dict takes ~2 s per call), and
-    beside them (float64_path) their float64 copy for the checks: every kernel memory-maps
-    both (lrpkit.grading.run.kernel.prelude), so none converts 1.1 GB of weights."""
-    path = Path(path)
-    _write_standin({path: "float32", float64_path(path): "float64"}, course)
-    return path
-
-
-def restore_standin(path, course=None):
-    """Make one of the two files of make_standin_cache again (which one: by its name)."""
-    path = Path(path)
-    _write_standin({path: "float64" if path.stem.endswith(".float64") else "float32"}, course)
-
-
-def _write_standin(paths, course):
-    """{path: dtype}: the stand-in weights in that dtype at each path, made by the course's own
-    utils.py (the one the sandboxes get) in a process of their own."""
-    code = (
-        "import sys, torch, utils; s = utils.standin_state_dict()\n"
-        "for path, dtype in zip(sys.argv[1::2], sys.argv[2::2]):\n"
-        "    t = getattr(torch, dtype)\n"
-        "    torch.save({k: v.to(t) for k, v in s.items()}, path + '.part')\n"
-    )
-    folder = next(iter(paths)).parent
-    folder.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    if course is not None and "utils.py" in course.files:
-        src = folder / "standin-src"
-        src.mkdir(exist_ok=True)
-        (src / "utils.py").write_bytes(course.files["utils.py"])
-        env["PYTHONPATH"] = str(src)
-    argv = [str(x) for item in paths.items() for x in item]
-    subprocess.run([sys.executable, "-c", code, *argv], env=env, check=True, cwd=folder)
-    for path in paths:
-        os.replace(f"{path}.part", path)
-        path.chmod(0o444)
 
 
 def isolation(sandboxed=True):

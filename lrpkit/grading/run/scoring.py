@@ -14,7 +14,7 @@ from lrpkit.grading.course import ALL_EXERCISES, BONUS, EXERCISES, Check
 from lrpkit.grading.intake.parts import missing
 from lrpkit.grading.late import Late
 from lrpkit.grading.run.hidden import handles
-from lrpkit.grading.sandbox.bwrap import limit_from_error
+from lrpkit.grading.sandbox.limits import limit_from_error
 
 LEFT_RUNNING = "ThreadLeftRunning"  # the guard's error for a thread the student left running
 

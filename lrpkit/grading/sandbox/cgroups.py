@@ -1,7 +1,7 @@
 """One cgroup per sandbox: memory and processes counted and limited by the kernel (instructors,
 grading).
 
-The watchdog (lrpkit.grading.sandbox.bwrap) sums what it can see in /proc; memory held in memfds,
+The watchdog (lrpkit.grading.sandbox.watchdog) sums what it sees in /proc; memory held in memfds,
 tmpfs or the page cache is in no process's resident set. A cgroup counts all of it. Where the
 grader may make cgroups -- cgroup v1 with the memory and pids controllers writable (root), or
 cgroup v2 where the grader's parent folder delegates memory and pids (the root of the

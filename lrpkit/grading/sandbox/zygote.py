@@ -105,7 +105,7 @@ class Zygote:
         child to join the sandbox whose init has the pidfd ``sandbox`` (None: unconfined),
         confined as ``confine`` says: {"uid", "rlimits" ({name in ``resource``: (soft,
         hard)}), "cgroups" (their cgroup.procs files), "seccomp" (the filter, base64 BPF)}
-        (lrpkit.grading.sandbox.bwrap.Watchdog.confinement). Closes conn; whether the zygote took
+        (lrpkit.grading.sandbox.watchdog.Watchdog.confinement). Closes conn; whether the zygote took
         it (if not, the sender starts the process itself)."""
         try:
             if not self.wait_ready():
