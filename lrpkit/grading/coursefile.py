@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time
 from pathlib import Path
 
+from lrpkit.grading.intake.files import read_bounded
 from lrpkit.grading.late import LateError, Policy, Rule, aware, parse_time
 
 if sys.version_info >= (3, 11):
@@ -193,13 +194,8 @@ def parse(text, path="course.toml", exercises=("ex3", "ex4", "ex5")):
 def read(path, exercises=("ex3", "ex4", "ex5")):
     """Settings from a course file; CourseFileError names what is wrong."""
     path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_BYTES + 1)
-    except OSError as error:
-        raise CourseFileError(f"{path}: {error.strerror or error}") from None
-    if len(data) > MAX_BYTES:
-        _fail(path, "larger than 1 MiB: not a course file")
+    too_large = f"{path}: larger than 1 MiB: not a course file"
+    data = read_bounded(path, MAX_BYTES, CourseFileError, too_large)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

@@ -141,6 +141,23 @@ def test_read_tail(zoo):
         files.read_tail(zoo / "zero.ipynb", 4)
 
 
+def test_read_bounded_follows_the_path_as_given_and_raises_the_callers_error(zoo, tmp_path):
+    """An instructor's file: a link is followed, the size bounded, the caller's error raised."""
+
+    class Mine(ValueError):
+        pass
+
+    link = tmp_path / "link.csv"
+    link.symlink_to(zoo / "file.ipynb")
+    assert files.read_bounded(link, 10, Mine, "too large") == b"0123456789"
+    with pytest.raises(Mine, match="^too large$"):
+        files.read_bounded(link, 9, Mine, "too large")
+    with pytest.raises(Mine, match="^too large$"):  # /proc says size 0 and holds more
+        files.read_bounded("/proc/self/environ", 16, Mine, "too large")
+    with pytest.raises(Mine, match=f"^{re.escape(str(tmp_path / 'gone.csv'))}: No such file"):
+        files.read_bounded(tmp_path / "gone.csv", 10, Mine, "too large")
+
+
 def test_open_folder_and_scan_never_enter_a_linked_folder(zoo):
     with pytest.raises(Refused, match="linked-folder is a symbolic link: hand in the folder"):
         files.scan(zoo / "linked-folder")

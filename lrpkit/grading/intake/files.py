@@ -17,9 +17,13 @@ What arrives from outside is data. Everything here keeps to three rules:
 
 JSON from outside is parsed with its nesting bounded by jsondepth.py (``load_json``).
 
+``read_bounded`` is the one exception, for the instructor's own files (a course file, the
+grader's tables and outputs): it reads a path as given (links followed), bounded by a limit,
+and raises the caller's own error.
+
 Interface (submissions.py reads through it; branch h19 builds LMS downloads and zips on it):
-``Refused``, ``Entry``, ``read_file``, ``read_tail``, ``open_folder``, ``scan``, ``walk``,
-``remove_tree``.
+``Refused``, ``Entry``, ``read_file``, ``read_tail``, ``read_bounded``, ``open_folder``,
+``scan``, ``walk``, ``remove_tree``.
 """
 
 import errno
@@ -179,6 +183,21 @@ def read_file(path, limit, dir_fd=None):
         os.close(fd)
     if len(data) > limit:
         raise _too_big(len(data), limit, name, known=False)
+    return data
+
+
+def read_bounded(path, limit, error, too_large):
+    """The bytes of an instructor's file (the path as given, links followed) of at most
+    ``limit`` bytes; never more than ``limit`` + 1 bytes are read. ``error``: the caller's
+    exception class, raised as ``error("<path>: <why>")`` when the file cannot be read and
+    as ``error(too_large)`` when it holds more than ``limit`` bytes."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except OSError as problem:
+        raise error(f"{path}: {problem.strerror or problem}") from None
+    if len(data) > limit:
+        raise error(too_large)
     return data
 
 

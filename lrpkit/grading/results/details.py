@@ -20,6 +20,7 @@ import json
 import re
 from pathlib import Path
 
+from lrpkit.grading.intake.files import read_bounded
 from lrpkit.grading.results.feedback import diagnosis
 from lrpkit.grading.sandbox.limits import LimitHit, Limits
 
@@ -87,13 +88,8 @@ def read_lines(path):
     path = Path(path)
     if not path.exists():
         return {}
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_BYTES + 1)
-    except OSError as error:
-        raise DetailsError(f"{path}: {error.strerror or error}") from None
-    if len(data) > MAX_BYTES:
-        raise DetailsError(f"{path} is larger than any file the grader writes")
+    too_large = f"{path} is larger than any file the grader writes"
+    data = read_bounded(path, MAX_BYTES, DetailsError, too_large)
     lines = {}
     for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
         if not line.strip():

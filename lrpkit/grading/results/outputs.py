@@ -20,6 +20,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lrpkit.grading.intake.files import read_bounded
 from lrpkit.grading.results import details, lms
 from lrpkit.grading.results.details import CODE, RESULTS, DetailsError
 from lrpkit.grading.results.feedback import (
@@ -58,13 +59,8 @@ def read_configs(path):
     """{student: Config JSON text} of a configs.jsonl, or of a grades.csv of an earlier kit
     version (its ``config`` column). OutputError says why it cannot be read."""
     path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_CONFIG_BYTES + 1)
-    except OSError as error:
-        raise OutputError(f"{path}: {error.strerror or error}") from None
-    if len(data) > MAX_CONFIG_BYTES:
-        raise OutputError(f"{path} is larger than any file of configurations")
+    too_large = f"{path} is larger than any file of configurations"
+    data = read_bounded(path, MAX_CONFIG_BYTES, OutputError, too_large)
     text = data.decode("utf-8", "replace")
     if not text.lstrip().startswith("{") and text.strip():
         try:

@@ -14,6 +14,7 @@ import io
 import re
 from pathlib import Path
 
+from lrpkit.grading.intake.files import read_bounded
 from lrpkit.grading.results.feedback import write_atomic
 
 #: first characters that make a spreadsheet evaluate a cell (OWASP, CSV injection)
@@ -78,13 +79,8 @@ def parse_csv(text, name="table"):
 def read_csv(path):
     """(fields, [dict]) of a CSV file the kit wrote; TableError says why it cannot be one."""
     path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_BYTES + 1)
-    except OSError as error:
-        raise TableError(f"{path}: {error.strerror or error}") from None
-    if len(data) > MAX_BYTES:
-        raise TableError(f"{path} is larger than any table the grader writes")
+    too_large = f"{path} is larger than any table the grader writes"
+    data = read_bounded(path, MAX_BYTES, TableError, too_large)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
