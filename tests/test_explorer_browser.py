@@ -10,7 +10,6 @@ import base64
 import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -19,11 +18,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+import chromium
 import nbformat
 import pytest
-from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -32,18 +30,6 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACT = ROOT / "artifacts" / "explorer.png"
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--window-size=1400,1300",
-]
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -171,21 +157,8 @@ def lab(tmp_path_factory, castle_file):
 
 @pytest.fixture
 def browser(tmp_path):
-    """Headless Debian Chromium through /usr/bin/chromedriver, with a fresh profile."""
-    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not shutil.which(p)]
-    if missing:
-        pytest.fail(
-            f"{' and '.join(missing)} not found: `make test` installs Debian's chromium and "
-            "chromium-driver (apt-get install -y chromium chromium-driver)"
-        )
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in [*FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"]:
-        options.add_argument(flag)
-    service = Service(executable_path=CHROMEDRIVER, log_output=str(tmp_path / "chromedriver.log"))
-    driver = webdriver.Chrome(options=options, service=service)
-    driver.set_page_load_timeout(60)
-    driver.set_script_timeout(30)
+    """Headless Debian Chromium (tests/chromium.py), with a fresh profile."""
+    driver = chromium.driver(tmp_path, "1400,1300")
     try:
         yield driver
     finally:

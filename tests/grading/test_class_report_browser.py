@@ -10,33 +10,18 @@ are saved to artifacts/report.png and artifacts/feedback.png (Debian's ``chromiu
 """
 
 import base64
-import shutil
 import statistics
 from pathlib import Path
 
+import chromium
 import pytest
 from crafting import read_csv
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
 from lrpkit.grading.results.feedback import number
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--hide-scrollbars",
-    "--window-size=1400,1000",
-]
 #: the URLs of every resource the page loaded (a self-contained page loads only itself)
 RESOURCES = "return performance.getEntriesByType('resource').map(e => e.name)"
 
@@ -45,21 +30,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    """Headless Debian Chromium through /usr/bin/chromedriver, with a fresh profile."""
-    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not shutil.which(p)]
-    if missing:
-        pytest.fail(
-            f"{' and '.join(missing)} not found: `make test` installs Debian's chromium and "
-            "chromium-driver (apt-get install -y chromium chromium-driver)"
-        )
-    profile = tmp_path_factory.mktemp("chromium")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in [*FLAGS, f"--user-data-dir={profile / 'profile'}"]:
-        options.add_argument(flag)
-    service = Service(executable_path=CHROMEDRIVER, log_output=str(profile / "driver.log"))
-    driver = webdriver.Chrome(options=options, service=service)
-    driver.set_page_load_timeout(60)
+    """Headless Debian Chromium (tests/chromium.py), with a fresh profile."""
+    driver = chromium.driver(tmp_path_factory.mktemp("chromium"), "1400,1000", "--hide-scrollbars")
     try:
         yield driver
     finally:
