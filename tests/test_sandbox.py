@@ -17,6 +17,7 @@ import time
 import uuid
 from pathlib import Path
 
+import hogs
 import psutil
 import pytest
 import seccomp_probe
@@ -325,17 +326,7 @@ def sandbox_cgroups():
 def test_memory_in_memfds_is_counted_by_the_cgroup_and_the_cgroup_removed(box):
     """2.5 GiB in forty memfds, mapped nowhere (in no process's resident set, so the watchdog
     sees ~0), under a 1 GiB limit: the kernel stops it at the limit."""
-    code = """
-import time
-fds, block = [], b"m" * (1 << 20)
-for i in range(40):
-    fd = os.memfd_create(f"hog{i}")
-    for _ in range(64):
-        os.write(fd, block)
-    fds.append(fd)
-print(json.dumps("survived"), flush=True)
-time.sleep(30)
-"""
+    code = hogs.MEMFD + 'print(json.dumps("survived"), flush=True)\ntime.sleep(30)\n'
     before = set(sandbox_cgroups())
     outcome, seen = run(Sandbox(box, limits=Limits(memory_bytes=GiB)), code, timeout=60)
     assert seen is None and outcome.reason == "memory limit 1 GiB exceeded (cgroup)"

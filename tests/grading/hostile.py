@@ -8,7 +8,8 @@ test reads back, from a graded cell, what the calls answered.
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parents[1]))  # tests/: seccomp_probe
+sys.path.insert(0, str(Path(__file__).parents[1]))  # tests/: seccomp_probe, hogs
+import hogs  # noqa: E402
 import seccomp_probe  # noqa: E402
 
 
@@ -40,18 +41,8 @@ tool = subprocess.run(["unshare", "--user", "--map-root-user", "id", "-u"],
 raise RuntimeError(f"USERNS {error}; unshare tool: {tool.returncode} {tool.stderr.strip()}")
 """
 
-#: 2.5 GiB in forty memfds of 64 MiB (below the file size limit), mapped nowhere: in no
-#: process's resident set
-MEMFD_HOG = """\
-import os, time
-fds, block = [], b"m" * (1 << 20)
-for i in range(40):
-    fd = os.memfd_create(f"hog{i}")
-    for _ in range(64):
-        os.write(fd, block)
-    fds.append(fd)
-time.sleep(30)
-"""
+#: 2.5 GiB in forty memfds, mapped nowhere (tests/hogs.py), held for 30 s
+MEMFD_HOG = hogs.MEMFD + "time.sleep(30)\n"
 
 #: lrp_relevance by the kit's own code, run in a thread it starts and joins
 THREAD_CALLS_KIT = """\
