@@ -13,6 +13,7 @@ import importlib.util
 import random
 from html.parser import HTMLParser
 
+import classcourse
 import nbformat
 import pytest
 import torch
@@ -25,22 +26,12 @@ from lrpkit.grading.results import fingerprints, similarity
 from lrpkit.layout import SOLUTIONS
 from lrpkit.reference import perturbation
 
-FIXTURES = sorted(bench.FIXTURES.glob("[sc][0-9][0-9]*.py"))
-INDEPENDENT = [p.stem for p in FIXTURES if p.stem.startswith("s")]
-#: (copy, original) pairs; c02 is handed in with its code cells in reverse order
-PLANTED = {
-    ("c01_s03_renamed", "s03"),
-    ("c02_s07_reordered", "s07"),
-    ("c03_s11_comments", "s11"),
-    ("c04_s14_deadcode", "s14"),
-    ("c05_s18_reformatted", "s18"),
-    ("c06_s05_everything", "s05"),
-    ("c07_s09_renamed", "s09"),
-    ("c08_s09_dead_reformatted", "s09"),
-    ("c07_s09_renamed", "c08_s09_dead_reformatted"),
-}
+FIXTURES, INDEPENDENT = classcourse.FIXTURES, classcourse.INDEPENDENT
 #: half copied from each: above every independent pair, at about half the score
 PARTIAL = {("c09_s12_s16_partial", "s12"), ("c09_s12_s16_partial", "s16")}
+#: (copy, original) pairs of whole copies: classcourse's, less c09 (a copy of s12 in the
+#: class, which hands in no Exercise 5); c02 is handed in with its code cells in reverse order
+PLANTED = classcourse.PLANTED - PARTIAL
 TOL = 1e-6  # relative L2 error, as the checks allow
 
 
@@ -151,6 +142,15 @@ def test_each_fixture_is_a_correct_solution(path, convpx):
 
 
 # -- copies found, independent work not ----------------------------------------------------
+
+
+def test_every_fixture_is_an_independent_solution_or_a_planted_copy():
+    """Every copy in similarity_fixtures/ is in PLANTED or PARTIAL, every original is one of
+    the independent solutions, and none is left out."""
+    copies = {p.stem for p in FIXTURES if p.stem.startswith("c")}
+    assert {copy for copy, _ in PLANTED | PARTIAL} == copies
+    assert {original for _, original in PLANTED | PARTIAL} <= set(INDEPENDENT) | copies
+    assert len(INDEPENDENT) == 20 and len(copies) == 9
 
 
 def test_every_planted_pair_ranks_above_every_independent_pair(ranked):
