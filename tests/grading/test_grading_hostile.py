@@ -41,7 +41,7 @@ def test_a_thread_that_calls_the_kit_earns_nothing_on_that_check(graded):
     row = rows["thread-calls-kit"]
     assert (row["ex3"], row["ex5"]) == ("25", "25") and float(row["ex4"]) < 25, row
     assert "check_relevance" in row["reason"], row["reason"]
-    assert "kit's own observe.py: relevance" in row["reason"], row["reason"]
+    assert "kit's own selfcheck/observe.py: relevance" in row["reason"], row["reason"]
 
 
 @pytest.mark.slow
