@@ -17,7 +17,10 @@ run on small crops. conftest.py's session fixture ``class_run`` grades it once f
 test that needs it (the mistakes, the class report, the feedback pages, the browser).
 """
 
+import shutil
+
 import nbformat
+from check_cases import CURVE_MUTANTS
 
 from lrpkit.bench import similarity as bench
 from lrpkit.layout import SOLUTIONS
@@ -145,4 +148,19 @@ def write_class(folder):
     submit(folder, "raises", ex3=with_cell(EX3, RAISES), ex4=negative)
     submit(folder, "hog", ex4=with_cell(EX4, HOG))
     submit(folder, "empty", ex3="", ex4="")
+    return sorted(p.name for p in folder.iterdir())
+
+
+def write_bonus(folder):
+    """Submissions for a run with the bonus Exercise 5: ``all-three`` (the three solution
+    notebooks), ``no-ex5`` (Exercises 3 and 4 only) and one per mutant of Exercise 5's
+    solution (check_cases.CURVE_MUTANTS, spaces made dashes), which hands in Exercise 5's
+    notebook only (its other exercises get no points). Returns their ids."""
+    submit(folder, "all-three")
+    shutil.copyfile(SOLUTIONS / EX5, folder / "all-three" / EX5)
+    submit(folder, "no-ex5")
+    for name, (old, new, _) in CURVE_MUTANTS.items():
+        (folder / name.replace(" ", "-")).mkdir()
+        text = edited(EX5, "def perturbation_curve(", old, new)
+        (folder / name.replace(" ", "-") / EX5).write_text(text, encoding="utf-8")
     return sorted(p.name for p in folder.iterdir())

@@ -4,6 +4,8 @@
 (with a resubmission, a LATE one and one file no student can be found for), 30 in a Moodle
 zip (one handing in a zip of their own, renamed), 10 zips of one student each, one student
 whose ex3 is empty, a symbolic link, a zip with ``../`` and absolute paths and a zip bomb.
+Fewer of the students who only repeat a case (``per_lms``, ``zips``) for a class that is
+graded: each graded student costs its hidden configuration, the intake tests take all.
 Most students hand in the exercise notebooks as handed out, cut to their headings, tasks and
 checks (``tiny``: the stubs raise at once and nothing loads the model, so grading them is
 fast), some uncut, a few the solutions.
@@ -73,8 +75,18 @@ def notebooks(solutions=SOLUTIONS, exercises=EXERCISES):
     }
 
 
-def class_download(base, solutions=SOLUTIONS, exercises=EXERCISES):
-    """Issue 19's test class in folder ``base``; returns what the intake must find."""
+#: the fewest students per LMS that keep every case of class_download (Moodle's fourth
+#: student hands in an online text too, the fifth is the first that repeats a case)
+FEWEST = 5
+
+
+def class_download(base, solutions=SOLUTIONS, exercises=EXERCISES, per_lms=30, zips=10):
+    """Issue 19's test class in folder ``base``; returns what the intake must find.
+
+    ``per_lms`` students in each of the Canvas and Moodle zips, ``zips`` zips of one student
+    each: the first ``FEWEST`` and the first zip are the cases, the others hand in the
+    notebooks as handed out, cut (``tiny``), like some of the first."""
+    assert per_lms >= FEWEST and zips >= 2, "fewer would leave a case out"
     nbs = notebooks(solutions, exercises)
     solution, given = nbs["solution"], nbs["tiny"]
     expected = Expected()
@@ -82,7 +94,7 @@ def class_download(base, solutions=SOLUTIONS, exercises=EXERCISES):
 
     # Canvas: flat files <login>[_LATE]_<user id>_<submission id>_<file name>
     canvas, submission = [], 7_000_000
-    for n in range(1, 31):
+    for n in range(1, per_lms + 1):
         user, login = str(2000 + n), f"student{n:02d}canvas"
         late = "_LATE" if n == 2 else ""
         kind = "exercise" if n == 3 else "tiny"
@@ -101,7 +113,7 @@ def class_download(base, solutions=SOLUTIONS, exercises=EXERCISES):
 
     # Moodle: <Full Name>_<participant id>_assignsubmission_file_/ folders
     moodle = []
-    for n in range(1, 31):
+    for n in range(1, per_lms + 1):
         participant, full = str(5000 + n), f"Moodle Student{n:02d}"
         folder = f"{full}_{participant}_assignsubmission_file_"
         kind = {1: "solution", 2: "exercise"}.get(n, "tiny")
@@ -116,7 +128,7 @@ def class_download(base, solutions=SOLUTIONS, exercises=EXERCISES):
     (base / "moodle.zip").write_bytes(zip_bytes(moodle))
 
     # one zip per student, the notebooks in a folder of the zip
-    for n in range(1, 11):
+    for n in range(1, zips + 1):
         kind = "solution" if n == 1 else "tiny"
         members = {f"lrp-exercises/{name}": nbs[kind][name] for name in (EX3, EX4)}
         (base / f"z{n:02d}.zip").write_bytes(zip_bytes(members))

@@ -8,6 +8,11 @@ test reads back, from a graded cell, what the calls answered.
 import sys
 from pathlib import Path
 
+import nbformat
+
+from lrpkit.authoring import student
+from lrpkit.layout import SOLUTIONS
+
 sys.path.insert(0, str(Path(__file__).parents[1]))  # tests/: seccomp_probe, hogs
 import hogs  # noqa: E402
 import seccomp_probe  # noqa: E402
@@ -93,3 +98,38 @@ def replaced_bonus_check(pass_line):
         "faithfulness_checks.check_perturbation_curve = _fake\n"
         "sys.modules['lrpkit.selfcheck.faithfulness_checks'].check_perturbation_curve = _fake\n"
     )
+
+
+NOTEBOOKS = ("ex3_gradient_x_input.ipynb", "ex4_lrp.ipynb", "ex5_faithfulness.ipynb")
+
+
+def with_cell(notebook, source):
+    """A notebook's text with one more code cell at its end."""
+    notebook.cells.append(nbformat.v4.new_code_cell(source))
+    return nbformat.writes(notebook)
+
+
+def solution(name):
+    return nbformat.read(SOLUTIONS / name, as_version=4)
+
+
+def write_check_attacks(folder, course):
+    """Submissions of the three notebooks aimed at the checks of ``course`` (with the bonus
+    Exercise 5): a replaced bonus check, a thread that calls the kit's own code, a thread
+    that swaps the checks' tripwire after every guard. Returns their ids."""
+    [bonus] = [check for check in course.checks if check.exercise == "ex5"]
+    pass_line = bonus.outputs[0]["text"].strip()
+    ex5_stub = student.exercise_notebook(student.read(SOLUTIONS / NOTEBOOKS[2]))
+    changed = {
+        "replaced-bonus": {NOTEBOOKS[2]: with_cell(ex5_stub, replaced_bonus_check(pass_line))},
+        "thread-calls-kit": {NOTEBOOKS[1]: with_cell(solution(NOTEBOOKS[1]), THREAD_CALLS_KIT)},
+        "thread-patches-tripwire": {
+            NOTEBOOKS[1]: with_cell(solution(NOTEBOOKS[1]), THREAD_PATCHES_TRIPWIRE)
+        },
+    }
+    for name, notebooks in changed.items():
+        (folder / name).mkdir(parents=True)
+        for notebook in NOTEBOOKS:
+            text = notebooks.get(notebook) or (SOLUTIONS / notebook).read_text(encoding="utf-8")
+            (folder / name / notebook).write_text(text, encoding="utf-8")
+    return sorted(changed)

@@ -1,16 +1,25 @@
 """A whole class from the LMS's download through the command line (issue 19's intake).
 
 The fast tests stop before grading (``grade`` replaced): options, summary, exit status. The
-slow one grades the class of downloads.py once, end to end, in the real sandbox: most students
-hand in the notebooks as handed out (their stubs raise at once), a few the solutions.
+slow ones read one run that grades, end to end in the real sandbox, the class of downloads.py
+(its fewest students that keep every case: most hand in the notebooks as handed out, their
+stubs raise at once, a few the solutions; tests/grading/test_grading_intake.py reads the whole
+class) with the grading benchmark's submissions beside it.
 """
+
+import contextlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from crafting import ROOT, read_csv, real_course
-from downloads import EX3, EX4, class_download, notebooks, zip_bytes
+from downloads import EX3, EX4, FEWEST, class_download, notebooks, zip_bytes
 
 import lrpkit.grading.cli as cli
+from lrpkit.bench import grading as bench
 from lrpkit.grading.cli import main
+from lrpkit.grading.course import load_checks
 
 NBS = notebooks()
 
@@ -83,25 +92,50 @@ def test_a_bad_pattern_or_roster_stops_before_grading(tmp_path, no_grading, caps
     assert words in capsys.readouterr().err and no_grading == []
 
 
-@pytest.mark.slow
-def test_the_class_is_graded_once_each_through_the_command_line(
-    tmp_path_factory, castle_file, capsys
-):
+@dataclass(frozen=True)
+class Graded:
+    """The run of the class: exit status, what it printed, grades.csv's rows, its folder."""
+
+    status: int
+    printed: str
+    err: str
+    rows: dict
+    out: Path
+    expected: object  # downloads.Expected
+    totals: dict  # the benchmark's submissions: {student: total}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory, castle_file):
+    """The class of downloads.py (its fewest students that keep every case) and the grading
+    benchmark's submissions (lrpkit.bench.grading: correct, only Exercise 3, none), folders
+    beside the LMS's zips, graded in ONE run through the command line."""
     base = tmp_path_factory.mktemp("class")
     course = real_course(base / "course", castle_file)
+    solutions = course / "notebooks" / "solutions"
+    download = base / "download"
     expected = class_download(
-        base / "download", course / "notebooks" / "solutions", ROOT / "notebooks" / "exercises"
+        download, solutions, ROOT / "notebooks" / "exercises", per_lms=FEWEST, zips=2
     )
+    totals = bench.make_submissions(download, 1, solutions=solutions)
     out = base / "out"
-    args = [str(base / "download"), "--out", str(out), "--root", str(course), "--no-progress"]
-    assert main(args) == 1  # files were left out
-    printed, err = capsys.readouterr()
-    for path in expected.left_out:
-        assert path in printed
-    assert f"{len(expected.left_out)} files left out" in err
+    args = [str(download), "--out", str(out), "--root", str(course), "--no-progress"]
+    printed, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(err):
+        status = main(args)
     rows = read_csv(out / "grades.csv")
+    return Graded(status, printed.getvalue(), err.getvalue(), rows, out, expected, totals)
+
+
+@pytest.mark.slow
+def test_the_class_is_graded_once_each_through_the_command_line(graded):
+    expected, rows = graded.expected, graded.rows
+    assert graded.status == 1  # files were left out
+    for path in expected.left_out:
+        assert path in graded.printed
+    assert f"{len(expected.left_out)} files left out" in graded.err
     unmatched = "canvas.zip/instructions.ipynb"
-    assert set(rows) == {*expected.students, *expected.problems, unmatched}
+    assert set(rows) == {*expected.students, *expected.problems, unmatched, *graded.totals}
     for key, (_, kinds) in expected.students.items():
         if key == "empty3":
             continue  # its empty ex3: scored per file where the grader reads per file
@@ -113,3 +147,27 @@ def test_the_class_is_graded_once_each_through_the_command_line(
         assert words in rows[key]["reason"], key
     assert "no student found" in rows[unmatched]["reason"]
     assert "empty3" in rows and "ex3_gradient_x_input.ipynb" in rows["empty3"]["reason"]
+
+
+@pytest.mark.slow
+def test_the_benchmarks_submissions_get_its_totals(graded):
+    """All correct: 50; only Exercise 3: 25; the exercises as handed out: 0 (what
+    lrpkit.bench.grading expects of them)."""
+    got = {s: (graded.rows[s]["status"], graded.rows[s]["total"]) for s in graded.totals}
+    assert got == {
+        "correct01": ("graded", "50"),
+        "only301": ("graded", "25"),
+        "none01": ("graded", "0"),
+    }
+    assert graded.rows["only301"]["ex3"] == "25"
+    assert {s: float(graded.rows[s]["total"]) for s in graded.totals} == graded.totals
+
+
+@pytest.mark.slow
+def test_feedback_gives_each_checks_verdict(graded):
+    text = (graded.out / "feedback" / "only301.md").read_text()
+    assert "ex3 check 1, check_gradient_x_input (25 P): PASS -- `gradient_x_input matches" in text
+    assert "ex4 check 1, check_conv (8.33 P): FAIL -- `Conv(conv, gamma) raised" in text
+    assert text.count("FAIL") == 3 and text.count("PASS") == 1
+    n_checks = len(load_checks(ROOT / "notebooks" / "solutions"))
+    assert text.count("- ex3 check") + text.count("- ex4 check") == n_checks

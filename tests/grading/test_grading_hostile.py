@@ -1,59 +1,18 @@
-"""Hostile submissions aimed at the checks, graded in one run of the real course with the
-bonus Exercise 5 (stand-in VGG-16, bubblewrap): a replaced bonus check, a thread that calls
-the kit's own code, a thread that swaps the checks' tripwire after every guard. Each earns
-nothing on the checks it attacks, with a reason that names what it did; a correct
-submission beside them keeps full marks.
+"""Hostile submissions aimed at the checks, graded with the bonus Exercise 5 (stand-in VGG-16,
+bubblewrap) in conftest.bonus_run, the run that grades Exercise 5's mutants too
+(test_grading_mistakes.py): a replaced bonus check, a thread that calls the kit's own code, a
+thread that swaps the checks' tripwire after every guard. Each earns nothing on the checks it
+attacks, with a reason that names what it did; the correct submission beside them
+(``all-three``) keeps full marks.
 """
 
-import nbformat
 import pytest
-from crafting import read_csv, real_course
-from hostile import THREAD_CALLS_KIT, THREAD_PATCHES_TRIPWIRE, replaced_bonus_check
-
-from lrpkit.authoring import student
-from lrpkit.grading.course import ALL_EXERCISES, load_course
-from lrpkit.grading.pipeline import grade
-from lrpkit.layout import SOLUTIONS
-
-NOTEBOOKS = ("ex3_gradient_x_input.ipynb", "ex4_lrp.ipynb", "ex5_faithfulness.ipynb")
-
-
-def with_cell(notebook, source):
-    """A notebook's text with one more code cell at its end."""
-    notebook.cells.append(nbformat.v4.new_code_cell(source))
-    return nbformat.writes(notebook)
-
-
-def solution(name):
-    return nbformat.read(SOLUTIONS / name, as_version=4)
+from crafting import read_csv
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory, castle_file):
-    base = tmp_path_factory.mktemp("hostile")
-    course = load_course(real_course(base / "course", castle_file), exercises=ALL_EXERCISES)
-    [bonus] = [check for check in course.checks if check.exercise == "ex5"]
-    pass_line = bonus.outputs[0]["text"].strip()
-    ex5_stub = student.exercise_notebook(student.read(SOLUTIONS / NOTEBOOKS[2]))
-    changed = {
-        "correct": {},
-        "replaced-bonus": {NOTEBOOKS[2]: with_cell(ex5_stub, replaced_bonus_check(pass_line))},
-        "thread-calls-kit": {NOTEBOOKS[1]: with_cell(solution(NOTEBOOKS[1]), THREAD_CALLS_KIT)},
-        "thread-patches-tripwire": {
-            NOTEBOOKS[1]: with_cell(solution(NOTEBOOKS[1]), THREAD_PATCHES_TRIPWIRE)
-        },
-    }
-    subs = base / "submissions"
-    for name, notebooks in changed.items():
-        (subs / name).mkdir(parents=True)
-        for notebook in NOTEBOOKS:
-            text = notebooks.get(notebook) or (SOLUTIONS / notebook).read_text(encoding="utf-8")
-            (subs / name / notebook).write_text(text, encoding="utf-8")
-    grade(
-        subs, base / "out", workers=2, course=course, root=base / "course", progress=False,
-        secret=b"the course secret of the hostile tests",
-    )  # fmt: skip
-    return read_csv(base / "out" / "grades.csv"), base / "out" / "feedback"
+def graded(bonus_run):
+    return read_csv(bonus_run / "grades.csv"), bonus_run / "feedback"
 
 
 def points(row):
@@ -63,8 +22,8 @@ def points(row):
 @pytest.mark.slow
 def test_the_correct_submission_keeps_full_marks(graded):
     rows, _ = graded
-    assert points(rows["correct"]) == {"ex3": "25", "ex4": "25", "ex5": "25", "total": "75"}
-    assert rows["correct"]["reason"] == "all checks passed"
+    assert points(rows["all-three"]) == {"ex3": "25", "ex4": "25", "ex5": "25", "total": "75"}
+    assert rows["all-three"]["reason"] == "all checks passed"
 
 
 @pytest.mark.slow

@@ -5,47 +5,36 @@ are graded with the rest of the class in conftest.class_run): each loses points
 on exactly the exercise it breaks, and its feedback names the mistake; a cheat that returns
 a shipped array or calls the kit's own code gets 0 on that check; the correct submission gets
 full marks; re-grading with the configurations recorded in grades.csv gives the same rows.
-With the bonus Exercise 5, each mutant of its solution loses its points, named.
+With the bonus Exercise 5 (conftest.bonus_run, the run test_grading_hostile.py reads too),
+each mutant of its solution loses its points, named.
 """
 
 import shutil
 
 import pytest
 from check_cases import CURVE_MUTANTS
-from classcourse import EX5, MISTAKES, SECRET, edited, submit
+from classcourse import MISTAKES
 from crafting import read_csv
 
-from lrpkit.grading.course import ALL_EXERCISES, load_course
 from lrpkit.grading.pipeline import grade
 from lrpkit.grading.results.outputs import read_configs
 from lrpkit.grading.run.runner import isolation
-from lrpkit.layout import SOLUTIONS
 
 
 @pytest.fixture(scope="module")
 def graded(class_run):
     """The class's run (conftest.class_run: the mistakes are graded with the rest of the
-    class), then two re-grades and a run with the bonus exercise."""
+    class), then a re-grade of two of its submissions on their recorded configurations."""
     base, course, subs = class_run.base, class_run.course, class_run.submissions
-    options = dict(workers=2, root=course, progress=False)
     # re-grade two submissions on their recorded configurations, with another secret
     again = base / "again"
     for student in ("correct", "reversed-gammas"):
         shutil.copytree(subs / student, again / student)
     recorded = read_configs(base / "out" / "configs.jsonl")
-    grade(again, base / "out-again", secret=b"another secret", recorded=recorded, **options)
-    # the bonus Exercise 5, graded when the instructor includes it; its mutants hand in
-    # Exercise 5's notebook only (their other exercises get no points)
-    bonus = base / "bonus"
-    submit(bonus, "all-three")
-    shutil.copyfile(SOLUTIONS / EX5, bonus / "all-three" / EX5)
-    submit(bonus, "no-ex5")
-    for name, (old, new, _) in CURVE_MUTANTS.items():
-        (bonus / name.replace(" ", "-")).mkdir()
-        text = edited(EX5, "def perturbation_curve(", old, new)
-        (bonus / name.replace(" ", "-") / EX5).write_text(text, encoding="utf-8")
-    with_bonus = load_course(course, exercises=ALL_EXERCISES)
-    grade(bonus, base / "out-bonus", secret=SECRET, course=with_bonus, **options)
+    grade(
+        again, base / "out-again", workers=2, root=course, progress=False,
+        secret=b"another secret", recorded=recorded,
+    )  # fmt: skip
     return base
 
 
@@ -86,27 +75,27 @@ def test_regrading_on_the_recorded_configuration_gives_the_same_rows(graded):
 
 
 @pytest.mark.slow
-def test_the_bonus_exercise_is_graded_like_the_others_when_included(graded):
-    rows = read_csv(graded / "out-bonus" / "grades.csv")
+def test_the_bonus_exercise_is_graded_like_the_others_when_included(graded, bonus_run):
+    rows = read_csv(bonus_run / "grades.csv")
     assert [k for k in rows["all-three"] if k in ("ex3", "ex4", "ex5")] == ["ex3", "ex4", "ex5"]
     assert list(rows["all-three"])[-2:] == ["ex5", "ex5.check_perturbation_curve"]
     assert (rows["all-three"]["ex5"], rows["all-three"]["total"]) == ("25", "75")
     assert rows["all-three"]["maximum"] == "50", "the bonus is extra credit"
     assert (rows["no-ex5"]["ex5"], rows["no-ex5"]["total"]) == ("0", "50")
     assert rows["no-ex5"]["reason"] == "all checks passed; bonus: not handed in"
-    feedback = (graded / "out-bonus" / "feedback" / "no-ex5.md").read_text()
+    feedback = (bonus_run / "feedback" / "no-ex5.md").read_text()
     assert "| Total: 50/50 | bonus: not handed in" in feedback and "defined" not in feedback
-    assert "Total: 75/50" in (graded / "out-bonus" / "feedback" / "all-three.md").read_text()
+    assert "Total: 75/50" in (bonus_run / "feedback" / "all-three.md").read_text()
     assert "ex5" not in read_csv(graded / "out" / "grades.csv")["correct"]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(CURVE_MUTANTS))
-def test_each_mutant_of_exercise_5_loses_its_points_with_its_own_verdict(graded, name):
+def test_each_mutant_of_exercise_5_loses_its_points_with_its_own_verdict(bonus_run, name):
     """Graded on hidden configurations with --bonus (make grade's code path)."""
     student = name.replace(" ", "-")
-    row = read_csv(graded / "out-bonus" / "grades.csv")[student]
+    row = read_csv(bonus_run / "grades.csv")[student]
     assert (row["ex5"], row["status"]) == ("0", "graded"), row
-    feedback = (graded / "out-bonus" / "feedback" / f"{student}.md").read_text()
+    feedback = (bonus_run / "feedback" / f"{student}.md").read_text()
     (line,) = [x for x in feedback.splitlines() if x.startswith("- ex5 check 1")]
     assert ": FAIL -- " in line and CURVE_MUTANTS[name][2] in line, line

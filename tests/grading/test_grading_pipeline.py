@@ -1,7 +1,9 @@
 """Grading end to end (lrpkit.grading.pipeline): crafted bad, correct and partial submissions.
 
-One run grades all crafted submissions of the tiny course with 2 workers; the tests marked
-slow grade the real exercises with the stand-in VGG-16 when their solution notebooks exist.
+One run grades all crafted submissions of the tiny course with 2 workers; the test marked
+slow profiles one submission of the real exercises (stand-in VGG-16). The grading benchmark's
+submissions of the real exercises (correct, only Exercise 3, none) are graded in
+test_grading_class.py's run, beside the class they repeat.
 """
 
 import shutil
@@ -11,18 +13,16 @@ from pathlib import Path
 import pytest
 from crafting import (
     CELL_TIMEOUT,
-    ROOT,
     TIMEOUT,
     WRONG_GXI,
     read_csv,
-    real_course,
     submissions,
     tree_hashes,
     write_submissions,
 )
 
 from lrpkit.bench import grading as bench
-from lrpkit.grading.course import load_checks, load_course
+from lrpkit.grading.course import load_course
 from lrpkit.grading.pipeline import grade
 from lrpkit.grading.results import details, tables
 from lrpkit.grading.results.feedback import literal, page_name
@@ -252,48 +252,9 @@ def test_grading_run_time(graded):
 
 
 # ---------------------------------------------------------------------------
-# the real exercises: stand-in VGG-16, the kit's checks and references
+# the real exercises: stand-in VGG-16, the kit's checks and references (the benchmark's
+# submissions graded: test_grading_class.py)
 # ---------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def real(tmp_path_factory, castle_file):
-    base = tmp_path_factory.mktemp("real")
-    course_root = real_course(base / "course", castle_file)
-    expected = bench.make_submissions(
-        base / "submissions", 1, solutions=course_root / "notebooks" / "solutions"
-    )
-    results = grade(
-        base / "submissions",
-        base / "out",
-        workers=2,
-        root=course_root,
-        progress=False,
-        secret=b"the course secret of the pipeline tests",
-    )
-    return {"results": {r.student: r for r in results}, "expected": expected, "out": base / "out"}
-
-
-@pytest.mark.slow
-def test_real_exercises_are_graded_with_the_stand_in(real):
-    """All correct: 50; only Exercise 3: 25; the exercises as handed out: 0."""
-    got = {name: (r.status, r.points["ex3"], r.total) for name, r in real["results"].items()}
-    assert got == {
-        "correct01": ("graded", 25, 50),
-        "only301": ("graded", 25, 25),
-        "none01": ("graded", 0, 0),
-    }
-    assert len(read_csv(real["out"] / "grades.csv")) == len(real["expected"])
-
-
-@pytest.mark.slow
-def test_real_feedback_gives_each_checks_verdict(real):
-    text = (real["out"] / "feedback" / "only301.md").read_text()
-    assert "ex3 check 1, check_gradient_x_input (25 P): PASS -- `gradient_x_input matches" in text
-    assert "ex4 check 1, check_conv (8.33 P): FAIL -- `Conv(conv, gamma) raised" in text
-    assert text.count("FAIL") == 3 and text.count("PASS") == 1
-    n_checks = len(load_checks(ROOT / "notebooks" / "solutions"))
-    assert text.count("- ex3 check") + text.count("- ex4 check") == n_checks
 
 
 @pytest.mark.slow
