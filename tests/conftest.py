@@ -51,3 +51,18 @@ def standin64(standin):
     import copy
 
     return copy.deepcopy(standin).double()
+
+
+def pytest_collection_finish(session):
+    """Start pip's network-bound jobs of the tests collected (tests/pythons.py) now, so
+    they run beside the other tests."""
+    from pythons import BACKGROUND, NEEDS
+
+    names = {getattr(item, "originalname", item.name) for item in session.items}
+    BACKGROUND.start([job for test, jobs in NEEDS.items() if test in names for job in jobs])
+
+
+def pytest_sessionfinish(session):
+    from pythons import BACKGROUND
+
+    BACKGROUND.close()

@@ -3,17 +3,15 @@
 For each of Python 3.10, 3.12 and 3.13 (CI runs 3.11 itself) pip resolves the students'
 requirements (a dry run: nothing downloads but metadata) and that Python compiles the kit,
 the tests and the notebooks' code. The interpreters come from pyenv or ``python3.X`` on PATH;
-in CI (CI set) a missing one fails, elsewhere it skips.
+in CI (CI set) a missing one fails, elsewhere it skips. pip's jobs wait on the network, so they
+start in the background as soon as these tests are collected (tests/pythons.py, conftest.py).
 """
 
 import ast
-import concurrent.futures
-import glob
 import json
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,112 +19,19 @@ from pathlib import Path
 import nbformat
 import numpy
 import pytest
+from pythons import BACKGROUND, NOTEBOOKS, OTHER_PYTHONS, notebook_code
 
 import utils
 from lrpkit import tasks
 from lrpkit.selfcheck import checks
 
 ROOT = Path(__file__).resolve().parents[1]
-OTHER_PYTHONS = ("3.10", "3.12", "3.13")  # with CI's own 3.11: pyproject's requires-python
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("*/*.ipynb"))
-COMPILE = """\
-import json, sys
-bad = []
-for path in sys.argv[1:]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            compile(f.read(), path, "exec", dont_inherit=True)
-    except SyntaxError as error:
-        bad.append(f"{path}:{error.lineno}: {error.msg}")
-print(json.dumps({"version": "%d.%d" % sys.version_info[:2], "count": len(sys.argv) - 1,
-                  "bad": bad}))
-"""
-
-
-# ---------------------------------------------------------------------------
-# other Pythons: resolve the students' requirements, compile everything
-# ---------------------------------------------------------------------------
-
-
-def _version_of(python):
-    try:
-        out = subprocess.run(
-            [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-    except OSError:
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
-def _launcher(version):
-    """Windows' py launcher's interpreter of that version, or None."""
-    if not shutil.which("py"):
-        return None
-    out = subprocess.run(
-        ["py", f"-{version}", "-c", "import sys; print(sys.executable)"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
-def find_python(version):
-    """An interpreter of that version: ``python3.X`` on PATH, pyenv's newest 3.X.Y, or
-    Windows' ``py -3.X``."""
-    root = os.environ.get("PYENV_ROOT") or str(Path.home() / ".pyenv")
-    pyenv = glob.glob(os.path.join(root, "versions", f"{version}.*", "bin", f"python{version}"))
-    patch = lambda path: [int(x) for x in re.findall(r"\d+", Path(path).parents[1].name)]
-    for python in [shutil.which(f"python{version}"), *sorted(pyenv, key=patch, reverse=True)]:
-        if python and _version_of(python) == version:  # a pyenv shim may name another
-            return python
-    return _launcher(version)
-
-
-def notebook_code(path):
-    """A notebook's code cells as one Python file; IPython magics and ! lines become blank."""
-    cells = [
-        c.source for c in nbformat.read(str(path), as_version=4).cells if c.cell_type == "code"
-    ]
-    lines = "\n\n".join(cells).splitlines()
-    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in lines) + "\n"
 
 
 @pytest.fixture(scope="module")
-def sources(tmp_path_factory):
+def sources():
     """Every Python file of the kit and its tests, and the notebooks' code as .py files."""
-    folder = tmp_path_factory.mktemp("notebook-code")
-    files = [ROOT / "utils.py", *sorted((ROOT / "lrpkit").rglob("*.py"))]
-    files += sorted((ROOT / "tests").rglob("*.py"))
-    for path in NOTEBOOKS:
-        out = folder / f"{path.parent.name}-{path.stem}.py"
-        out.write_text(notebook_code(path), encoding="utf-8")
-        files.append(out)
-    return files
-
-
-def resolve_and_compile(version, python, sources, tmp):
-    """pip's dry run of requirements.txt for that Python (in a throwaway venv, by this venv's
-    pip), and a byte-compile of every source with it."""
-    venv = tmp / f"venv{version}"
-    subprocess.run([python, "-m", "venv", "--without-pip", venv], check=True, timeout=120)
-    report = tmp / f"report{version}.json"
-    pip = subprocess.run(
-        [sys.executable, "-m", "pip", "--python", tasks.venv_python(venv)]
-        + ["install", "--dry-run", "--ignore-installed", "--no-cache-dir", "-q"]
-        + ["--disable-pip-version-check", "--report", report, "-r", "requirements.txt"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    compiled = subprocess.run(
-        [python, "-c", COMPILE, *map(str, sources)], capture_output=True, text=True, timeout=300
-    )
-    return pip, report, compiled
+    return BACKGROUND.sources()
 
 
 def missing(version):
@@ -149,26 +54,14 @@ def test_a_missing_python_fails_in_ci(monkeypatch):
         missing("3.10")
 
 
-@pytest.fixture(scope="module")
-def other_pythons(sources, tmp_path_factory):
-    """The three Pythons' runs, started together in threads; {version: future or None}."""
-    tmp = tmp_path_factory.mktemp("pythons")
-    pool = concurrent.futures.ThreadPoolExecutor(len(OTHER_PYTHONS))
-    runs = {}
-    for version in OTHER_PYTHONS:
-        python = find_python(version)
-        runs[version] = python and pool.submit(resolve_and_compile, version, python, sources, tmp)
-    yield runs
-    pool.shutdown(wait=True)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("version", OTHER_PYTHONS)
-def test_students_requirements_resolve_and_the_code_compiles(version, other_pythons):
-    run = other_pythons[version]
+def test_students_requirements_resolve_and_the_code_compiles(version):
+    """(Started in the background when collected: tests/pythons.py.)"""
+    run = BACKGROUND.result(version)
     if run is None:
         missing(version)
-    pip, report, compiled = run.result()
+    pip, report, compiled = run
     assert pip.returncode == 0, f"pip cannot install requirements.txt on {version}:\n{pip.stderr}"
     plan = json.loads(report.read_text())
     assert plan["environment"]["python_version"] == version
@@ -262,17 +155,11 @@ def fingerprints(env):
 
 
 @pytest.mark.slow
-def test_numpy_1_26_builds_the_same_standin_and_input(tmp_path):
+def test_numpy_1_26_builds_the_same_standin_and_input():
     """The stand-in's weights and the grading input hash as data/reference/meta.json says,
     with this environment's numpy (2.x) and with numpy 1.26.4 put first on the path."""
     meta = json.loads((checks.REFERENCE / "meta.json").read_text())
-    old = tmp_path / "numpy-1.26"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-        + ["--only-binary=:all:", "--no-deps", "--target", old, "numpy==1.26.4"],
-        check=True,
-        timeout=600,
-    )
+    old = BACKGROUND.result("numpy-1.26")  # downloaded in the background (tests/pythons.py)
     here = {  # this environment's numpy, in this process
         "numpy": numpy.__version__,
         "standin": checks.fingerprint(utils.standin_state_dict()),
