@@ -14,6 +14,29 @@ SHARED_CASTLE = ROOT.parent / "shared" / "data" / "castle.jpg"
 os.environ["VGG16_WEIGHTS"] = "standin"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _user_cache_in_a_temporary_folder(tmp_path_factory):
+    """Grading keeps the stand-in weights in the user's cache (XDG_CACHE_HOME): one folder
+    for the whole session, never the real ~/.cache."""
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if before is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = before
+
+
+@pytest.fixture(scope="session")
+def standin_weights_file(tmp_path_factory):
+    """The stand-in weights saved as every grading run of the session shares them (made by
+    the first user, lrpkit.grading.run.standin.prepared), float32; their float64 copy beside."""
+    from lrpkit.grading.course import load_course
+    from lrpkit.grading.run.standin import prepared
+
+    return prepared(load_course(), tmp_path_factory.mktemp("standin"))[0]
+
+
 @pytest.fixture(scope="session")
 def castle_file():
     """castle.jpg from the kit's data/ (copied from ../shared by `make test`) or ../shared."""

@@ -7,8 +7,8 @@ out) -- ``N`` of each (3), and grades them with ``lrpkit.grading`` on hidden con
 unconfined (``--no-sandbox``) with 2, in one run, ``--rounds`` times (2; every other round in
 reverse order) keeping each mode's best. It prints the seconds per submission beside
 the targets (sandboxed: <= 3 s with 2 workers, <= 5 s with 1; the sandbox's own overhead
-<= 10 %) and exits 1 when one is missed or a grade is wrong. The stand-in weights are written
-once beforehand (a grading run does that once) and reported apart.
+<= 10 %) and exits 1 when one is missed or a grade is wrong. The stand-in weights are made
+beforehand, or reused from the user's cache (lrpkit.grading.run.standin), and reported apart.
 
 ``--profile correct`` (or ``only3``, ``none``) shows instead where one submission's time goes:
 seconds per cell of its graded notebook, each cell's role beside it.
@@ -27,7 +27,7 @@ from lrpkit.grading.course import load_course
 from lrpkit.grading.intake.submissions import discover, parse
 from lrpkit.grading.pipeline import grade
 from lrpkit.grading.run.runner import Grader
-from lrpkit.grading.run.standin import STANDIN_FILE, make_standin_cache
+from lrpkit.grading.run.standin import prepared
 from lrpkit.selfcheck import config
 
 #: (workers, sandboxed) -> seconds per submission at most (None: measured only)
@@ -126,7 +126,7 @@ def main(argv=None):
         base = Path(tempfile.mkdtemp(prefix="lrpkit-grade-profile-"))
         try:
             course = load_course()
-            profile(args.profile, base, course, make_standin_cache(base / STANDIN_FILE, course))
+            profile(args.profile, base, course, prepared(course, base)[0])
         finally:
             shutil.rmtree(base, ignore_errors=True)
         return 0
@@ -137,7 +137,7 @@ def main(argv=None):
         subs = base / "submissions"
         expected = make_submissions(subs, args.copies)
         started = time.monotonic()
-        cache = make_standin_cache(base / STANDIN_FILE, course)
+        cache, made = prepared(course, base)  # made once, then kept in the user's cache
         config.grading_model()  # the float64 stand-in of the expected results: made once per run
         setup = time.monotonic() - started
         per, wrong = {}, []
@@ -159,8 +159,8 @@ def main(argv=None):
         f"best of {args.rounds} rounds per mode"
     )
     print(
-        f"stand-in weights written and the grader's float64 model built, once per run: "
-        f"{setup:.1f} s (not counted below)"
+        f"stand-in weights {'made' if made else 'reused'} and the grader's float64 model "
+        f"built, once per run: {setup:.1f} s (not counted below)"
     )
     for (workers, sandbox), seconds in per.items():
         mode = "bubblewrap" if sandbox else "--no-sandbox"

@@ -2,6 +2,7 @@
 
 import functools
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -11,8 +12,14 @@ from crafting import CELL_TIMEOUT, code, good_cells, nb_bytes, write_submissions
 import utils
 from lrpkit.grading.course import load_course
 from lrpkit.grading.pipeline import grade
+from lrpkit.grading.run import standin
 from lrpkit.grading.run.environment import PLUGIN_NAME, RunFolders, kernel_command
-from lrpkit.grading.run.standin import float64_path, make_standin_cache, restore_standin
+from lrpkit.grading.run.standin import (
+    STANDIN_FILE,
+    float64_path,
+    restore_standin,
+    shared_folder,
+)
 from lrpkit.selfcheck import config
 
 
@@ -83,13 +90,19 @@ def test_per_submission_timeout_kills_everything(tiny, tmp_path):
     assert not leftovers, "a process the submission started survived"
 
 
-def test_standin_cache_holds_the_weights_and_the_checks_float64_copy(tmp_path, monkeypatch):
-    """The stand-in weights as utils makes them and, beside them, their float64 conversion,
-    on which the checks' model is then built (memory-mapped, no conversion in the kernel);
-    asked to remake either file, both are made again."""
+def test_standin_cache_holds_the_weights_and_the_checks_float64_copy(
+    standin_weights_file, monkeypatch
+):
+    """The stand-in weights as utils makes them (the session's grading runs share them:
+    made once by make_standin_cache in the user's cache) and, beside them, their float64
+    conversion, on which the checks' model is then built (memory-mapped, no conversion in the
+    kernel)."""
     state = utils.standin_state_dict()
-    path = make_standin_cache(tmp_path / "standin.pt")
-    assert float64_path(path) == tmp_path / "standin.float64.pt"
+    path = standin_weights_file
+    assert path.name == STANDIN_FILE and path.parent == shared_folder(load_course())
+    assert float64_path(path) == path.with_name("standin-vgg16.float64.pt")
+    for made in (path, float64_path(path)):  # read-only: a run cannot change them
+        assert made.stat().st_mode & 0o777 == 0o444
     cache = torch.load(path, mmap=True, weights_only=True)
     cache64 = torch.load(float64_path(path), mmap=True, weights_only=True)
     assert list(cache) == list(cache64) == list(state)
@@ -105,13 +118,31 @@ def test_standin_cache_holds_the_weights_and_the_checks_float64_copy(tmp_path, m
         assert p.dtype == torch.float64 and not p.requires_grad and torch.equal(p, q), name
     X = config.grading_input()
     assert torch.equal(config.grading_model()(X), converted(X))
-    for remade in (path, float64_path(path)):  # restored one at a time, the other kept
-        other = float64_path(path) if remade == path else path
-        kept = other.stat().st_ino
-        remade.chmod(0o644)
-        remade.write_bytes(b"changed")
-        restore_standin(remade)
-        assert other.stat().st_ino == kept
-        again = torch.load(remade, weights_only=True)["features.0.weight"]
-        assert torch.equal(again, state["features.0.weight"].to(again.dtype))
-        assert again.dtype == (torch.float32 if remade == path else torch.float64)
+
+
+def test_a_changed_standin_file_is_made_again_the_other_kept(standin_weights_file, tmp_path):
+    """A run that changed one of the two files (--no-sandbox): restore_standin makes that
+    one again (here a copy of the float32 file), in place, and leaves the other alone."""
+    path = tmp_path / standin_weights_file.name
+    shutil.copyfile(standin_weights_file, path)
+    os.link(float64_path(standin_weights_file), float64_path(path))
+    kept = float64_path(path).stat().st_ino
+    path.write_bytes(b"changed")
+    restore_standin(path)
+    assert float64_path(path).stat().st_ino == kept
+    again = torch.load(path, weights_only=True)["features.0.weight"]
+    assert again.dtype == torch.float32
+    assert torch.equal(again, utils.standin_state_dict()["features.0.weight"])
+
+
+def test_each_standin_file_is_made_again_in_its_own_dtype(monkeypatch, tmp_path):
+    """Which dtype restore_standin makes, by the file's name (the float32 one is made for
+    real above; making the 1.1 GB float64 one again proves nothing more)."""
+    asked = []
+    monkeypatch.setattr(standin, "_write_standin", lambda paths, course: asked.append(paths))
+    for path in (tmp_path / STANDIN_FILE, float64_path(tmp_path / STANDIN_FILE)):
+        restore_standin(path)
+    assert asked == [
+        {tmp_path / STANDIN_FILE: "float32"},
+        {float64_path(tmp_path / STANDIN_FILE): "float64"},
+    ]

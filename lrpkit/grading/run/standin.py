@@ -1,15 +1,25 @@
-"""The stand-in VGG-16 weights every run's kernel memory-maps, made once per grading (grading).
+"""The stand-in VGG-16 weights every run's kernel memory-maps, made once and kept (grading).
 
 ``make_standin_cache`` writes them (float32) and beside them (``float64_path``) their float64
 copy for the checks; ``restore_standin`` makes one of the two again after a run changed it.
+``prepared`` gives a grading run the copy in the user's cache (``shared_folder``: made by the
+first run, reused by every later one of the same utils.py, torch and numpy: ``--only``, a
+resumed or sharded run, next week's re-grade), or, where that folder cannot be written, a copy
+made in the run's own work folder.
 """
 
+import hashlib
 import os
+import shutil
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
+from lrpkit.layout import ROOT
+
 STANDIN_FILE = "standin-vgg16.pt"
+GIGABYTES = 1.6  # both files together, for the message saying where they are kept
 
 
 def float64_path(path):
@@ -25,6 +35,51 @@ def make_standin_cache(path, course=None):
     path = Path(path)
     _write_standin({path: "float32", float64_path(path): "float64"}, course)
     return path
+
+
+def shared_folder(course=None):
+    """Where grading runs keep the stand-in weights of ``course`` (default: the kit's):
+    ``$XDG_CACHE_HOME/lrpkit/standin-<key>`` (``~/.cache`` without XDG_CACHE_HOME), the key a
+    hash of what makes the weights: the course's utils.py and the versions of torch and numpy.
+    """
+    files = course.files if course is not None else {}
+    code = files.get("utils.py") or (ROOT / "utils.py").read_bytes()
+    versions = f"torch {metadata.version('torch')} numpy {metadata.version('numpy')}"
+    key = hashlib.sha256(code + versions.encode()).hexdigest()[:16]
+    base = os.environ.get("XDG_CACHE_HOME") or Path("~/.cache").expanduser()
+    return Path(base) / "lrpkit" / f"standin-{key}"
+
+
+def prepared(course, workdir):
+    """The stand-in weights of ``course``, both files there: (float32 path, made now?). In
+    the shared folder when it has them or can be written (said on stderr when made there),
+    else made in ``workdir``."""
+    folder = shared_folder(course)
+    path = folder / STANDIN_FILE
+    if _readable(path) and _readable(float64_path(path)):
+        return path, False
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        writable = os.access(folder, os.W_OK | os.X_OK)
+    except OSError:
+        writable = False
+    if not writable:
+        path = Path(workdir) / STANDIN_FILE
+    make_standin_cache(path, course)
+    if writable:
+        print(
+            f"stand-in weights made once in {folder} ({GIGABYTES} GB): later grading runs "
+            "with this utils.py, torch and numpy reuse them; delete the folder to free the space",
+            file=sys.stderr,
+        )
+    return path, True
+
+
+def _readable(path):
+    try:
+        return path.is_file() and os.access(path, os.R_OK)
+    except OSError:
+        return False
 
 
 def restore_standin(path, course=None):
@@ -45,13 +100,17 @@ def _write_standin(paths, course):
     folder = next(iter(paths)).parent
     folder.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
+    # each maker has its own files: two grading runs may make the shared ones at once
+    src = folder / f"standin-src.{os.getpid()}"
     if course is not None and "utils.py" in course.files:
-        src = folder / "standin-src"
         src.mkdir(exist_ok=True)
         (src / "utils.py").write_bytes(course.files["utils.py"])
         env["PYTHONPATH"] = str(src)
-    argv = [str(x) for item in paths.items() for x in item]
-    subprocess.run([sys.executable, "-c", code, *argv], env=env, check=True, cwd=folder)
+    argv = [x for path, dtype in paths.items() for x in (f"{path}.{os.getpid()}", dtype)]
+    try:
+        subprocess.run([sys.executable, "-c", code, *argv], env=env, check=True, cwd=folder)
+    finally:
+        shutil.rmtree(src, ignore_errors=True)
     for path in paths:
-        os.replace(f"{path}.part", path)
+        os.replace(f"{path}.{os.getpid()}.part", path)
         path.chmod(0o444)

@@ -142,8 +142,15 @@ class Zygote:
 
         return Forked(reply["pid"], ours)
 
-    def close(self):
-        self.control.close()  # it exits on the end of its socket; its keepers die with it
+    def close(self, wait=True):
+        """End the zygote: it exits on the end of its socket, its keepers die with it.
+        ``wait=False`` leaves the waiting to ``join`` (ending several at once)."""
+        self.control.close()
+        if wait:
+            self.join()
+
+    def join(self):
+        """Wait until the zygote has exited (5 s, then it is killed)."""
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -418,3 +425,6 @@ if __name__ == "__main__":
         print((__doc__ or "").strip().splitlines()[0])
         sys.exit(0)
     main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # the grader has gone: no teardown of the modules imported (~0.7 s with torch)
