@@ -66,11 +66,18 @@ def test_made_in_the_work_folder_where_the_cache_cannot_be_written(maker, monkey
 
 
 def test_a_grading_run_maps_the_shared_copy(standin_weights_file, tmp_path):
-    """A Grader of the kit's course takes the session's copy (made before), none of its own."""
-    grader = Grader(load_course(), tmp_path, sandbox=False, fork=False)
+    """A sandboxed Grader of the kit's course takes the session's copy (made before), none
+    of its own."""
+    grader = Grader(load_course(), tmp_path, fork=False)
     try:
         assert grader.cache == standin_weights_file
         assert grader.cache64 == float64_path(standin_weights_file)
         assert not (tmp_path / STANDIN_FILE).exists()
     finally:
         grader.close()
+
+
+def test_an_unconfined_run_makes_its_own(maker, standin_weights_file, tmp_path):
+    """--no-sandbox: what a submission might change in the weights stays in this run."""
+    path, made = prepared(load_course(), tmp_path, shared=False)
+    assert made and path == tmp_path / STANDIN_FILE and maker == [path]

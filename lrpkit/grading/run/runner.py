@@ -169,8 +169,9 @@ class Grader:
             self.cache = Path(standin_cache)
             if not (self.cache.is_file() and float64_path(self.cache).is_file()):
                 make_standin_cache(self.cache, course)
-        elif course.standin:  # the user's cache's, made there by the first run (standin.py)
-            self.cache = prepared(course, self.workdir)[0]
+        elif course.standin:  # the user's cache's, made there by the first run (standin.py);
+            # unconfined runs could change them: those make their own
+            self.cache = prepared(course, self.workdir, shared=self.sandboxed)[0]
         if self.cache is not None:
             self.cache64 = float64_path(self.cache)
 

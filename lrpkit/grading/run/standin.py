@@ -50,10 +50,12 @@ def shared_folder(course=None):
     return Path(base) / "lrpkit" / f"standin-{key}"
 
 
-def prepared(course, workdir):
+def prepared(course, workdir, shared=True):
     """The stand-in weights of ``course``, both files there: (float32 path, made now?). In
     the shared folder when it has them or can be written (said on stderr when made there),
-    else made in ``workdir``."""
+    else (or not ``shared``) made in ``workdir``."""
+    if not shared:
+        return make_standin_cache(Path(workdir) / STANDIN_FILE, course), True
     folder = shared_folder(course)
     path = folder / STANDIN_FILE
     if _readable(path) and _readable(float64_path(path)):
