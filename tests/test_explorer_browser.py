@@ -188,7 +188,7 @@ def _run_all(driver, base, token, timeout=120):
     while time.monotonic() < deadline:
         _accept_dialogs(driver)
         if not _kernel_idle(base, token):
-            time.sleep(1)
+            time.sleep(0.25)
             continue
         driver.find_element(By.XPATH, label.format("MenuBar-itemLabel", "Run")).click()
         driver.find_element(By.XPATH, label.format("Menu-itemLabel", "Run All Cells")).click()
@@ -226,7 +226,7 @@ def _explore(driver, base, token, page, screenshot):
         "the notebook did not open",
     )
     _run_all(driver, base, token)
-    slow = WebDriverWait(driver, 300, poll_frequency=1)
+    slow = WebDriverWait(driver, 300, poll_frequency=0.2)
     slow.until(
         lambda d: _accept_dialogs(d) or d.execute_async_script(IMAGE_BYTES),
         "the explorer did not show up",
