@@ -299,7 +299,7 @@ def test_nothing_to_paste_as_an_exercise_answer():
         if isinstance(node, ast.Attribute):
             assert node.attr not in GRADIENT_MACHINERY, node.attr
     fresh = import_anew("lrpkit.explorer")
-    assert "lrpkit.explorer.engine" in fresh and "utils" in fresh  # the import ran again
+    assert "lrpkit.explorer.engine" in fresh  # the import ran again
     assert "lrpkit.reference.lrp" not in fresh, "lrpkit.explorer imports lrpkit.reference.lrp"
 
 
