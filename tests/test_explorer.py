@@ -2,14 +2,21 @@
 
 Cross-implementation comparisons are in float64 (tight); float32 has its own, measured,
 tolerance. The explorer's recomputations are counted by its ``counts`` instrumentation.
+
+The sheet's configuration (the stand-in VGG-16, castle.jpg at 224 x 224, the sheet's gammas,
+class 483) is compared with the reference in float64 and in float32. Everything else (other
+gammas, classes, methods, recomputation counts, redraws, the curve button) runs on the
+stand-in narrowed to an eighth of its channels (``narrow``), at 224 x 224 too: the explorer
+takes VGG-16's layers at any width and computes the same LRP, about twenty times faster.
 """
 
 import ast
 import copy
+import importlib
 import json
 import os
-import subprocess
 import sys
+from collections import OrderedDict
 from pathlib import Path
 
 import ipywidgets
@@ -22,7 +29,6 @@ from lrpkit import explorer, sheet
 from lrpkit.explorer import engine, widget
 from lrpkit.reference import lrp
 
-ROOT = Path(__file__).resolve().parents[1]
 #: float64 relative L2 difference allowed (measured: 2e-14 for LRP, 0 for Gradient x Input).
 TOL64 = 1e-10
 #: float32 relative L2 difference allowed. Measured on the stand-in: 1.3e-6 for the gammas
@@ -39,21 +45,89 @@ def close(R, ref, tol):
     assert diff <= tol, f"relative L2 difference {diff:.2e} > {tol:.0e}"
 
 
+def _cut(old, weight, bias):
+    """A Conv2d or Linear like old holding weight and bias (corners of old's), both times
+    sqrt(old's fan-in / the new fan-in): the stand-in's He-uniform bounds at the new fan-in."""
+    if isinstance(old, torch.nn.Conv2d):
+        new = torch.nn.Conv2d(
+            weight.shape[1], len(weight), old.kernel_size, old.stride, old.padding
+        )
+    else:
+        new = torch.nn.Linear(weight.shape[1], len(weight))
+    scale = (old.weight[0].numel() / weight[0].numel()) ** 0.5
+    with torch.no_grad():
+        new.weight.copy_(weight * scale)
+        new.bias.copy_(bias * scale)
+    return new
+
+
+def narrow(model, part):
+    """VGG-16 with 1/part of model's channels and hidden dense units, float64, eval mode.
+
+    The same layers (the 31 of ``features``, the adaptive average pool, the dense head with
+    its 1000 classes), each holding the first channels or units of model's (a corner of each
+    weight, biases of both signs, input channels that differ from output channels), rescaled
+    to keep the stand-in's He-uniform bounds (``_cut``)."""
+    features, old, new = [], 3, 3  # the channels going into the next layer: model's, ours
+    for layer in model.features:
+        if isinstance(layer, torch.nn.Conv2d):
+            rows = layer.out_channels // part
+            cut = _cut(layer, layer.weight[:rows, :new], layer.bias[:rows])
+            layer, old, new = cut, layer.out_channels, rows
+        features.append(copy.deepcopy(layer))
+    # the first dense layer reads `old` groups of 7 x 7 features and keeps the first `new`
+    classifier, last = [], model.classifier[-1]
+    for layer in model.classifier:
+        if isinstance(layer, torch.nn.Linear):
+            rows = layer.out_features if layer is last else layer.out_features // part
+            weight = layer.weight.unflatten(1, (old, -1))[:rows, :new].flatten(1)
+            cut = _cut(layer, weight, layer.bias[:rows])
+            layer, old, new = cut, layer.out_features, rows
+        classifier.append(copy.deepcopy(layer))
+    parts = OrderedDict(
+        features=torch.nn.Sequential(*features),
+        avgpool=copy.deepcopy(model.avgpool),
+        flatten=torch.nn.Flatten(),
+        classifier=torch.nn.Sequential(*classifier),
+    )
+    return torch.nn.Sequential(parts).double().eval()
+
+
 @pytest.fixture(scope="module")
 def view64(standin64, X64):
+    """The sheet's configuration: the stand-in, float64, at its defaults (tests only read it)."""
     return explorer.explore(standin64, X64)
 
 
 @pytest.fixture(scope="module")
 def ex64(view64):
-    """The explorer behind the float64 widget, put back to its defaults after each test."""
     return view64.explorer
 
 
+@pytest.fixture(scope="module")
+def thin(standin):
+    """The stand-in with an eighth of its channels, float64 (8, 16, 32, 64, 64 per block)."""
+    return narrow(standin, 8)
+
+
+@pytest.fixture(scope="module")
+def top1(thin, X64):
+    """The narrow model's top class (not castle)."""
+    top1 = int(thin(X64)[0].argmax())
+    assert top1 != 483
+    return top1
+
+
+@pytest.fixture(scope="module")
+def thin_ex(thin, X64):
+    return explorer.explore(thin, X64).explorer
+
+
 @pytest.fixture
-def ex(ex64):
-    yield ex64
-    ex64.set(sheet.GAMMAS, explorer.LRP, sheet.CLASS)
+def ex(thin_ex):
+    """The narrow model's explorer, put back to its defaults after each test."""
+    yield thin_ex
+    thin_ex.set(sheet.GAMMAS, explorer.LRP, sheet.CLASS)
 
 
 def set_gammas(ex, gammas):
@@ -83,16 +157,35 @@ def test_widgets(view64, ex64, standin64, X64):
     assert "ΣR at the top of block 3" in ex64.table.value
 
 
-def test_default_equals_reference(ex, standin64, X64):
-    close(ex.relevance, lrp.lrp(standin64, X64, 483), TOL64)
+def test_default_equals_reference(ex64, standin64, X64):
+    """The sheet's configuration: the stand-in, 224 x 224, the sheet's gammas, castle."""
+    close(ex64.relevance, lrp.lrp(standin64, X64, 483), TOL64)
 
 
-def test_sliders_equal_reference(ex, standin64, X64):
+def test_narrow_is_the_standin_with_fewer_channels(thin, standin):
+    """VGG-16's layers in order, an eighth of the channels, the stand-in's weights' corners."""
+    layers = lambda model: [m for m in model.modules() if not list(m.children())]
+    kinds = [type(m) for m in layers(standin)]
+    assert [type(m) for m in layers(thin)] == [*kinds[:32], torch.nn.Flatten, *kinds[32:]]
+    for mine, theirs in zip(thin.features, standin.features):
+        if isinstance(mine, torch.nn.Conv2d):
+            assert mine.out_channels == theirs.out_channels // 8
+            scale = (theirs.in_channels / mine.in_channels) ** 0.5
+            corner = theirs.weight[: mine.out_channels, : mine.in_channels]
+            assert torch.allclose(mine.weight, corner.double() * scale, rtol=1e-6, atol=0)
+            assert (mine.bias < 0).any() and (mine.bias > 0).any()
+    dense = standin.classifier[0].weight.unflatten(1, (512, 49))[:512, :64].flatten(1)
+    assert torch.allclose(thin.classifier[0].weight, dense.double() * 8**0.5, rtol=1e-6, atol=0)
+    assert thin.classifier[-1].out_features == 1000
+    assert thin.features[0].weight.dtype == torch.float64
+
+
+def test_sliders_equal_reference(ex, thin, X64):
     set_gammas(ex, OTHER)
     assert ex.gammas == OTHER
-    close(ex.relevance, lrp.lrp(standin64, X64, 483, OTHER), TOL64)
+    close(ex.relevance, lrp.lrp(thin, X64, 483, OTHER), TOL64)
     ex.sliders[2].value = 4.0  # one slider back up, the others kept
-    close(ex.relevance, lrp.lrp(standin64, X64, 483, (*OTHER[:2], 4.0, *OTHER[3:])), TOL64)
+    close(ex.relevance, lrp.lrp(thin, X64, 483, (*OTHER[:2], 4.0, *OTHER[3:])), TOL64)
 
 
 def test_only_changed_block_and_below_recomputed(ex):
@@ -109,13 +202,11 @@ def test_only_changed_block_and_below_recomputed(ex):
     assert counts == before
 
 
-def test_class_switch(ex, standin64, X64):
-    top1 = int(standin64(X64)[0].argmax())
-    assert top1 != 483
+def test_class_switch(ex, thin, top1, X64):
     set_gammas(ex, OTHER)
     heads = ex.engine.counts["head"]
     ex.classes.value = top1
-    close(ex.relevance, lrp.lrp(standin64, X64, top1, OTHER), TOL64)
+    close(ex.relevance, lrp.lrp(thin, X64, top1, OTHER), TOL64)
     assert ex.engine.counts["head"] == heads + 1
     castle = ex.relevance
     ex.classes.value = 483
@@ -124,29 +215,28 @@ def test_class_switch(ex, standin64, X64):
     assert ex.engine.counts == before and torch.equal(ex.relevance, castle)
 
 
-def test_method_switch(ex, standin64, X64):
+def test_method_switch(ex, thin, X64):
     ex.method.value = explorer.GXI
-    close(ex.relevance, lrp.gradient_x_input(standin64, X64, 483), TOL64)
+    close(ex.relevance, lrp.gradient_x_input(thin, X64, 483), TOL64)
     assert all(s.disabled for s in ex.sliders)  # Gradient x Input has no gamma
     before = ex.engine.counts.copy()
     ex.sliders[0].value = 2.0  # ignored by Gradient x Input, used by LRP when switched back
     assert ex.engine.counts == before
     ex.method.value = explorer.LRP
     assert not any(s.disabled for s in ex.sliders)
-    close(ex.relevance, lrp.lrp(standin64, X64, 483, (2.0, *lrp.GAMMAS[1:])), TOL64)
+    close(ex.relevance, lrp.lrp(thin, X64, 483, (2.0, *lrp.GAMMAS[1:])), TOL64)
     assert ex.engine.counts[1] == before[1] + 1 and ex.engine.counts[2] == before[2]
 
 
-def test_gradient_x_input_other_class(ex, standin64, X64):
-    top1 = int(standin64(X64)[0].argmax())
+def test_gradient_x_input_other_class(ex, thin, top1, X64):
     ex.method.value = explorer.GXI
     ex.classes.value = top1
-    close(ex.relevance, lrp.gradient_x_input(standin64, X64, top1), TOL64)
+    close(ex.relevance, lrp.gradient_x_input(thin, X64, top1), TOL64)
 
 
-def test_sums_conserve_without_biases(standin64, X64):
+def test_sums_conserve_without_biases(thin, X64):
     """With all biases zero, LRP-0, LRP-gamma and z^B conserve relevance: every sum is the logit."""
-    model = copy.deepcopy(standin64)
+    model = copy.deepcopy(thin)
     with torch.no_grad():
         for m in model.modules():
             if getattr(m, "bias", None) is not None:
@@ -160,15 +250,14 @@ def test_sums_conserve_without_biases(standin64, X64):
             assert sums[k] == pytest.approx(sums["logit"], rel=1e-6), (method, k, sums)
 
 
-def test_set_redraws_once(ex, standin64, X64):
-    top1 = int(standin64(X64)[0].argmax())
+def test_set_redraws_once(ex, thin, top1, X64):
     gammas = (0.2, 0.05, 0.7, 0.005, 0.05)  # new in every block, whatever was cached
     before, png = ex.engine.counts.copy(), ex.png
     ex.set(gammas, explorer.LRP, top1)
     assert ex.gammas == gammas and ex.classes.value == top1 and ex.png != png
     once = {k: ex.engine.counts[k] - before[k] for k in range(1, 6)}
     assert once == dict.fromkeys(range(1, 6), 1)
-    close(ex.relevance, lrp.lrp(standin64, X64, top1, gammas), TOL64)
+    close(ex.relevance, lrp.lrp(thin, X64, top1, gammas), TOL64)
 
 
 def test_float32_within_measured_tolerance(standin, X):
@@ -209,12 +298,27 @@ def test_nothing_to_paste_as_an_exercise_answer():
             assert node.name not in {"gradient_x_input", "Conv", "ConvPx", "lrp"}, node.name
         if isinstance(node, ast.Attribute):
             assert node.attr not in GRADIENT_MACHINERY, node.attr
-    code = (
-        "import sys, lrpkit.explorer; "
-        "assert 'lrpkit.reference.lrp' not in sys.modules, "
-        "'lrpkit.explorer imports lrpkit.reference.lrp'"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+    fresh = import_anew("lrpkit.explorer")
+    assert "lrpkit.explorer.engine" in fresh  # the import ran again
+    assert "lrpkit.reference.lrp" not in fresh, "lrpkit.explorer imports lrpkit.reference.lrp"
+
+
+def import_anew(module):
+    """The kit's modules (utils, lrpkit.*) that importing module loads, as in a fresh
+    interpreter: the kit's modules already loaded are set aside for the import and put back
+    after it (third-party ones stay: they import nothing of the kit, and a second interpreter
+    would spend seconds importing torch again)."""
+    ours = lambda name: name in ("utils", "lrpkit") or name.startswith("lrpkit.")
+    saved = dict(sys.modules)
+    try:
+        for name in filter(ours, saved):
+            del sys.modules[name]
+        importlib.import_module(module)
+        return set(filter(ours, sys.modules))
+    finally:
+        for name in set(sys.modules) - set(saved):
+            del sys.modules[name]
+        sys.modules.update(saved)
 
 
 @pytest.mark.slow
@@ -251,13 +355,13 @@ def test_headless_notebook_run(tmp_path, castle_file):
 # ---------------------------------------------------------------------------
 
 
-def test_heatmap_matches_visualize(ex):
+def test_heatmap_matches_visualize(ex64):
     """utils.visualize's colours: channel sum, limits at the 99.5th percentile, 'bwr'."""
     import numpy
 
-    image = utils.visualize(ex.relevance).axes[0].images[0]
+    image = utils.visualize(ex64.relevance).axes[0].images[0]
     ref = image.to_rgba(image.get_array(), bytes=True)[..., :3].astype(int)
-    mine = explorer.heatmap(ex.relevance).astype(int)
+    mine = explorer.heatmap(ex64.relevance).astype(int)
     assert mine.shape == ref.shape == (224, 224, 3)
     # matplotlib truncates its float colour table to bytes, the explorer rounds it
     assert numpy.abs(mine - ref).max() <= 1 and (mine == ref).all(-1).mean() > 0.9
@@ -268,17 +372,17 @@ def test_heatmap_matches_visualize(ex):
     assert colours[1, 1].min() >= 254  # zero: the middle of 256 levels, white to a level
 
 
-def test_png_is_the_image_beside_the_heatmap(ex):
+def test_png_is_the_image_beside_the_heatmap(ex64):
     import cv2
     import numpy
 
-    shown = cv2.imdecode(numpy.frombuffer(ex.png, numpy.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+    shown = cv2.imdecode(numpy.frombuffer(ex64.png, numpy.uint8), cv2.IMREAD_COLOR)[..., ::-1]
     assert shown.shape == (224, 2 * 224 + widget.GAP, 3)
-    image = numpy.round(ex.image * 255).astype(numpy.uint8)
+    image = numpy.round(ex64.image * 255).astype(numpy.uint8)
     assert (shown[:, :224] == image).all()
     assert (shown[:, 224 : 224 + widget.GAP] == 255).all()
-    assert (shown[:, -224:] == explorer.heatmap(ex.relevance)).all()
-    assert "castle (483)" in ex.title.value and "LRP" in ex.title.value
+    assert (shown[:, -224:] == explorer.heatmap(ex64.relevance)).all()
+    assert "castle (483)" in ex64.title.value and "LRP" in ex64.title.value
 
 
 def test_redraw_does_not_use_matplotlib(ex, monkeypatch):
@@ -299,16 +403,16 @@ def short_curves(monkeypatch):
     monkeypatch.setattr(widget, "CURVE_STEPS", 4)  # read where it is defined
 
 
-def test_curve_button_draws_the_instructors_curve(standin64, X64, short_curves):
+def test_curve_button_draws_the_instructors_curve(thin, X64, short_curves):
     """An instructor passes the kit's curve (lrpkit.reference.perturbation.one_curve): its progress
     reaches the bar, and the explorer says whose curve it draws."""
     from lrpkit.reference import perturbation
 
-    ex = explorer.explore(standin64, X64, curve=perturbation.one_curve).explorer
+    ex = explorer.explore(thin, X64, curve=perturbation.one_curve).explorer
     assert ex.curve is None and "lrpkit.reference.perturbation.one_curve" in ex.curve_note.value
     ex.sliders[1].value = 0.05
     ex.curve_button.click()
-    ref = perturbation.curve(standin64, X64, ex.relevance, 483, widget.CURVE_SIZE, 4)[0]
+    ref = perturbation.curve(thin, X64, ex.relevance, 483, widget.CURVE_SIZE, 4)[0]
     assert ex.curve.shape == (5,) and torch.allclose(ex.curve, ref, rtol=1e-10, atol=0)
     assert ex.progress.value == 100 and bytes(ex.curve_view.value).startswith(b"\x89PNG")
     assert ex.curve_view.layout.display is None  # shown
@@ -321,17 +425,17 @@ def test_curve_button_draws_the_instructors_curve(standin64, X64, short_curves):
     assert ex.curve_view.layout.display == "none"
 
 
-def test_curve_button_runs_a_students_function(standin64, X64, short_curves):
+def test_curve_button_runs_a_students_function(thin, X64, short_curves):
     calls = []
 
     def perturbation_curve(model, X, R, c, size, steps, seed):
         calls.append((model, tuple(X.shape), tuple(R.shape), c, size, steps, seed))
         return torch.linspace(3.0, 1.0, steps + 1, dtype=X.dtype, requires_grad=True)
 
-    ex = explorer.explore(standin64, X64, curve=perturbation_curve).explorer
+    ex = explorer.explore(thin, X64, curve=perturbation_curve).explorer
     ex.curve_button.click()
     assert len(calls) == 2  # the heatmap's order and the random order
-    assert calls[0] == (standin64, (1, 3, 224, 224), (1, 3, 224, 224), 483, 14, 4, 0)
+    assert calls[0] == (thin, (1, 3, 224, 224), (1, 3, 224, 224), 483, 14, 4, 0)
     assert ex.curve.tolist() == torch.linspace(3.0, 1.0, 5).tolist()
     ex.curve_button.click()
     assert len(calls) == 3, "the random order's curve is kept per class"
@@ -344,7 +448,7 @@ class Shell:
         self.user_ns = names
 
 
-def test_curve_button_uses_the_notebooks_perturbation_curve(standin64, X64, monkeypatch):
+def test_curve_button_uses_the_notebooks_perturbation_curve(thin, X64, monkeypatch):
     """Without curve=, the function the notebook defines (Exercise 5), named as the student's."""
     import IPython
 
@@ -355,7 +459,7 @@ def test_curve_button_uses_the_notebooks_perturbation_curve(standin64, X64, monk
     monkeypatch.setattr(
         IPython, "get_ipython", lambda: Shell(perturbation_curve=perturbation_curve)
     )
-    ex = explorer.explore(standin64, X64).explorer
+    ex = explorer.explore(thin, X64).explorer
     assert ex.whose == "your perturbation_curve (defined in this notebook)"
     assert "your perturbation_curve" in ex.curve_note.value
     assert ex.curve_button in ex.widget.children[-1].children
@@ -363,26 +467,26 @@ def test_curve_button_uses_the_notebooks_perturbation_curve(standin64, X64, monk
 
 
 @pytest.mark.parametrize("names", [{}, {"perturbation_curve": "not a function"}])
-def test_no_curve_button_without_a_curve_function(standin64, X64, monkeypatch, names):
+def test_no_curve_button_without_a_curve_function(thin, X64, monkeypatch, names):
     """Neither curve= nor a notebook function: no button at all (nothing broken to press)."""
     import IPython
 
     monkeypatch.setattr(IPython, "get_ipython", lambda: Shell(**names))
-    ex = explorer.explore(standin64, X64).explorer
+    ex = explorer.explore(thin, X64).explorer
     assert ex.curve_button is None and ex.draw_curve() is None and ex.curve is None
     shown = [w for box in ex.widget.children for w in getattr(box, "children", ())]
     assert not any(isinstance(w, ipywidgets.Button) for w in shown)
     assert "curve" not in repr(ex.widget.children)
 
 
-def test_a_curve_function_that_raises_is_reported_beside_the_button(standin64, X64):
+def test_a_curve_function_that_raises_is_reported_beside_the_button(thin, X64):
     """The handed-out notebook's perturbation_curve raises NotImplementedError until Exercise 5
     is done: the button says so instead of breaking."""
 
     def perturbation_curve(model, X, R, c, size, steps, seed):
         raise NotImplementedError("Exercise 5 -- return the steps + 1 logits")
 
-    ex = explorer.explore(standin64, X64, curve=perturbation_curve).explorer
+    ex = explorer.explore(thin, X64, curve=perturbation_curve).explorer
     assert ex.draw_curve() is None and ex.curve is None
     assert "raised NotImplementedError: Exercise 5 -- return the steps + 1 logits" in (
         ex.curve_note.value

@@ -21,7 +21,11 @@ from pathlib import Path
 import chromium
 import nbformat
 import pytest
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import (
+    ElementClickInterceptedException,
+    NoSuchElementException,
+    TimeoutException,
+)
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -182,17 +186,18 @@ def _kernel_idle(base, token):
 
 
 def _run_all(driver, base, token, timeout=120):
-    """Run > Run All Cells once the kernel is idle; again if no cell started (click lost)."""
+    """Run > Run All Cells once the kernel is idle; again if no cell started (click lost,
+    or taken by something drawn over the menu, or the menu not there yet)."""
     label = "//div[contains(@class, 'lm-{}') and normalize-space(text())='{}']"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         _accept_dialogs(driver)
         if not _kernel_idle(base, token):
-            time.sleep(1)
+            time.sleep(0.25)
             continue
-        driver.find_element(By.XPATH, label.format("MenuBar-itemLabel", "Run")).click()
-        driver.find_element(By.XPATH, label.format("Menu-itemLabel", "Run All Cells")).click()
         try:
+            driver.find_element(By.XPATH, label.format("MenuBar-itemLabel", "Run")).click()
+            driver.find_element(By.XPATH, label.format("Menu-itemLabel", "Run All Cells")).click()
             WebDriverWait(driver, 15).until(
                 lambda d: d.execute_script(
                     "return [...document.querySelectorAll('.jp-InputArea-prompt')]"
@@ -200,8 +205,9 @@ def _run_all(driver, base, token, timeout=120):
                 )
             )
             return
-        except TimeoutException:
+        except (TimeoutException, ElementClickInterceptedException, NoSuchElementException):
             driver.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
+            time.sleep(0.25)
     pytest.fail(f"the notebook's cells did not start running within {timeout} s")
 
 
@@ -226,7 +232,7 @@ def _explore(driver, base, token, page, screenshot):
         "the notebook did not open",
     )
     _run_all(driver, base, token)
-    slow = WebDriverWait(driver, 300, poll_frequency=1)
+    slow = WebDriverWait(driver, 300, poll_frequency=0.2)
     slow.until(
         lambda d: _accept_dialogs(d) or d.execute_async_script(IMAGE_BYTES),
         "the explorer did not show up",
