@@ -15,7 +15,6 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 from lrpkit.authoring import student
-from lrpkit.grading.run.standin import make_standin_cache
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTION_NAMES = ("ex3_gradient_x_input.ipynb", "ex4_lrp.ipynb", "ex5_faithfulness.ipynb")
@@ -235,11 +234,10 @@ def run_until_error(notebook, cwd, env):
 
 
 @pytest.fixture(scope="module")
-def kernel_env(tmp_path_factory):
+def kernel_env(standin_weights_file):
     """The notebooks' own model from a saved stand-in (the same weights, loaded in 0.5 s)."""
-    cache = make_standin_cache(tmp_path_factory.mktemp("standin") / "standin.pt")
     no_network = {k: "http://127.0.0.1:9" for k in ("http_proxy", "https_proxy")}
-    return dict(os.environ, VGG16_WEIGHTS=str(cache), MPLBACKEND="Agg", **no_network)
+    return dict(os.environ, VGG16_WEIGHTS=str(standin_weights_file), MPLBACKEND="Agg", **no_network)
 
 
 @pytest.mark.slow
