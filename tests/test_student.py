@@ -248,7 +248,7 @@ def run_the_tasks(name, client, notebooks, stubs):
             client.execute_cell(cell, index)
         except CellExecutionError as error:
             where = f"{name}, cell {index} ({cell.source.splitlines()[0]!r})"
-            assert k < len(stubs), f"{where}: {error.ename} with all tasks solved: {error}"
+            assert k < len(stubs), f"{where}: {error.ename}: {error.evalue}, all tasks solved"
             assert (error.ename, error.evalue) == ("NotImplementedError", stubs[k]), (
                 f"{where}: task {k} stops with {stubs[k]!r}, not {error.ename}: {error.evalue}"
             )
@@ -299,7 +299,7 @@ def test_running_an_exercise_stops_at_each_task_with_its_message(name, kernel_en
     solution = student.read(student.SOLUTIONS / name)
     stubs = student.stubs(solution)
     shipped = student.read(offline_bundle / name)
-    assert cells(shipped) == cells(student.exercise_notebook(solution)), "run `make exercises`"
+    assert cells(shipped) == cells(student.exercise_notebook(solution)), "the student version"
     notebooks = [in_bundle(shipped)]
     notebooks += [
         in_bundle(student.exercise_notebook(solution, solved=range(k)))
@@ -316,10 +316,13 @@ def test_running_an_exercise_stops_at_each_task_with_its_message(name, kernel_en
         probe = nbformat.v4.new_code_cell(OWN_KIT)
         client.nb = nbformat.v4.new_notebook(cells=[probe])
         client.execute_cell(probe, 0)
-    assert verdicts and all(v.startswith("PASS check_") for v in verdicts.values()), verdicts
+    failing = {i: v for i, v in verdicts.items() if not v.startswith("PASS check_")}
+    assert verdicts and not failing, f"{name}: check cells (index: output) not passing: {failing}"
     reference, absent, files = json.loads(probe.outputs[0]["text"])
-    assert Path(reference) == offline_bundle / "data" / "reference" and absent, reference
-    assert files and all(Path(f).is_relative_to(offline_bundle) for f in files), files
+    assert Path(reference) == offline_bundle / "data" / "reference", f"references: {reference}"
+    assert absent, "lrpkit.reference (the reference LRP) can be imported in the bundle"
+    outside = [f for f in files if not Path(f).is_relative_to(offline_bundle)]
+    assert files and not outside, f"kit modules from outside the bundle: {outside}"
 
 
 # ---------------------------------------------------------------------------
