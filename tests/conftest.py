@@ -1,4 +1,5 @@
-"""Seeded, session-scoped fixtures shared by the tests: the stand-in VGG-16 and castle.jpg."""
+"""Seeded, session-scoped fixtures shared by the tests: the stand-in VGG-16 (and its weights
+saved to a file) and castle.jpg."""
 
 import os
 from pathlib import Path

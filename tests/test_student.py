@@ -2,6 +2,7 @@
 bundle."""
 
 import ast
+import json
 import os
 import re
 import shutil
@@ -15,7 +16,6 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 from lrpkit.authoring import student
-from lrpkit.grading.run.standin import make_standin_cache
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTION_NAMES = ("ex3_gradient_x_input.ipynb", "ex4_lrp.ipynb", "ex5_faithfulness.ipynb")
@@ -222,41 +222,107 @@ def test_given_code_stays():
         assert given in ex4, given
 
 
-def run_until_error(notebook, cwd, env):
-    """Execute top to bottom like Jupyter's Run All; the first error, or None."""
-    client = NotebookClient(
-        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
-    )
-    try:
-        client.execute(env=env)
-    except CellExecutionError as error:
-        return error
-    return None
+def cells(notebook):
+    return [(c.cell_type, c.source) for c in notebook.cells]
+
+
+def first_difference(notebook, fixed):
+    """The one cell in which notebook and fixed (the same with one more task solved) differ."""
+    assert [t for t, _ in cells(notebook)] == [t for t, _ in cells(fixed)]
+    differ = [i for i, (a, b) in enumerate(zip(cells(notebook), cells(fixed))) if a != b]
+    assert len(differ) == 1, f"solving one task changes one cell, not cells {differ}"
+    return differ[0]
+
+
+def run_the_tasks(name, client, notebooks, stubs):
+    """Run notebooks[0] cell by cell in client's kernel. When a cell raises, it must be the
+    NotImplementedError of the first task k not done, with its stub's text; then go on in
+    notebooks[k + 1] (task k solved) from the one cell that differs, the one solving task k,
+    as a student who fixes that cell and runs on. The last notebook must run to the end.
+    Returns {index: the last output text} of the check cells."""
+    k, index, verdicts = 0, 0, {}
+    notebook = client.nb = notebooks[0]
+    while index < len(notebook.cells):
+        cell = notebook.cells[index]
+        try:
+            client.execute_cell(cell, index)
+        except CellExecutionError as error:
+            where = f"{name}, cell {index} ({cell.source.splitlines()[0]!r})"
+            assert k < len(stubs), f"{where}: {error.ename}: {error.evalue}, all tasks solved"
+            assert (error.ename, error.evalue) == ("NotImplementedError", stubs[k]), (
+                f"{where}: task {k} stops with {stubs[k]!r}, not {error.ename}: {error.evalue}"
+            )
+            k, fixed = k + 1, notebooks[k + 1]
+            solving = first_difference(notebook, fixed)
+            assert solving <= index, f"{where}: the cell solving task {k - 1} comes after it"
+            notebook = client.nb = fixed
+            index = solving
+            continue
+        if "check" in student.tags(cell):
+            verdicts[index] = "".join(o.get("text", "") for o in cell.outputs)
+        index += 1
+    assert k == len(stubs), f"{name} ran through with task {k} ({stubs[k]!r}) not done"
+    return verdicts
+
+
+#: run in the bundle's kernel after the notebook: where the references and the kit modules it
+#: used come from, and whether the reference LRP can be found
+OWN_KIT = (
+    "import importlib.util, json, sys, lrpkit.selfcheck.checks as c\n"
+    "print(json.dumps([str(c.REFERENCE), importlib.util.find_spec('lrpkit.reference') is None,\n"
+    "    sorted({m.__file__ for n, m in list(sys.modules.items())\n"
+    "        if n.split('.')[0] in ('utils', 'lrpkit') and getattr(m, '__file__', None)})]))"
+)
 
 
 @pytest.fixture(scope="module")
-def kernel_env(tmp_path_factory):
+def kernel_env(standin_weights_file):
     """The notebooks' own model from a saved stand-in (the same weights, loaded in 0.5 s)."""
-    cache = make_standin_cache(tmp_path_factory.mktemp("standin") / "standin.pt")
     no_network = {k: "http://127.0.0.1:9" for k in ("http_proxy", "https_proxy")}
-    return dict(os.environ, VGG16_WEIGHTS=str(cache), MPLBACKEND="Agg", **no_network)
+    return dict(os.environ, VGG16_WEIGHTS=str(standin_weights_file), MPLBACKEND="Agg", **no_network)
 
 
 @pytest.mark.slow
 @needs_solutions
 @pytest.mark.parametrize("name", SOLUTION_NAMES)
 def test_running_an_exercise_stops_at_each_task_with_its_message(name, kernel_env, offline_bundle):
-    """Run All stops at the first task not done, with that task's NotImplementedError; with
-    the tasks before it solved, at the next one -- never with another error first. (Run in
-    the student bundle, as a student would, with castle.jpg copied in: offline.)"""
+    """Run the bundle's notebook as a student would: in the bundle folder, without the kit
+    installed, offline (castle.jpg copied in). It stops at the first task not done, with that
+    task's NotImplementedError; with that task solved (its cell from the solution) and run on
+    from that cell in the same kernel, at the next -- never with another error first -- and
+    after the last task it runs to the end. Running on gives what Run All gives: the cells
+    before the solved one are identical to those already run (asserted), and every cell from
+    it on runs again (only what the stopped run defined may linger, as in a student's
+    kernel). Every self-check passes once its task is solved, against the bundle's
+    references; the kit modules the notebook used are the bundle's; the reference LRP is
+    absent."""
     solution = student.read(student.SOLUTIONS / name)
     stubs = student.stubs(solution)
-    for k, stub in enumerate(stubs):
-        notebook = in_bundle(student.exercise_notebook(solution, solved=range(k)))
-        error = run_until_error(notebook, offline_bundle, kernel_env)
-        assert error is not None, f"{name} ran through with task {k} not done"
-        assert error.ename == "NotImplementedError", (k, error.ename, error.evalue)
-        assert error.evalue == stub, (k, error.evalue)
+    shipped = student.read(offline_bundle / name)
+    assert cells(shipped) == cells(student.exercise_notebook(solution)), "the student version"
+    notebooks = [in_bundle(shipped)]
+    notebooks += [
+        in_bundle(student.exercise_notebook(solution, solved=range(k)))
+        for k in range(1, len(stubs) + 1)
+    ]
+    client = NotebookClient(
+        notebooks[0],
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(offline_bundle)}},
+    )
+    with client.setup_kernel(env=kernel_env):
+        verdicts = run_the_tasks(name, client, notebooks, stubs)
+        probe = nbformat.v4.new_code_cell(OWN_KIT)
+        client.nb = nbformat.v4.new_notebook(cells=[probe])
+        client.execute_cell(probe, 0)
+    failing = {i: v for i, v in verdicts.items() if not v.startswith("PASS check_")}
+    assert verdicts and not failing, f"{name}: check cells (index: output) not passing: {failing}"
+    reference, absent, files = json.loads(probe.outputs[0]["text"])
+    assert Path(reference) == offline_bundle / "data" / "reference", f"references: {reference}"
+    assert absent, "lrpkit.reference (the reference LRP) can be imported in the bundle"
+    outside = [f for f in files if not Path(f).is_relative_to(offline_bundle)]
+    assert files and not outside, f"kit modules from outside the bundle: {outside}"
 
 
 # ---------------------------------------------------------------------------
@@ -473,41 +539,6 @@ def test_bundled_code_imports_nothing_outside_the_bundle(bundle):
                 names = {ast.unparse(a).strip("'\"") for a in node.args}
                 assert not any(n.startswith("lrpkit") for n in names), (path.name, names)
             assert not names & instructor, (path.name, names)
-
-
-def test_bundle_imports_its_own_kit(bundle):
-    """In the bundle folder `utils` and `lrpkit.selfcheck.checks` are the bundle's;
-    lrpkit.reference (the reference LRP) is absent."""
-    code = (
-        "import sys\n"  # a student has no editable install of the kit: drop its finder
-        "sys.meta_path[:] = [f for f in sys.meta_path if 'Editable' not in repr(f)]\n"
-        "import utils, lrpkit.selfcheck.checks, pathlib, importlib.util\n"
-        "print(pathlib.Path(utils.__file__).parent)\n"
-        "print(lrpkit.selfcheck.checks.REFERENCE.is_dir())\n"
-        "print(importlib.util.find_spec('lrpkit.reference'))\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=bundle, capture_output=True, text=True, check=True
-    ).stdout.split("\n")
-    assert out[:3] == [str(bundle), "True", "None"]
-
-
-@pytest.mark.slow
-def test_bundle_runs_on_its_own(offline_bundle, kernel_env):
-    """From the bundle folder, without the kit installed and offline (castle.jpg copied in as a
-    student would): the given code and the self-check of X run (the references are found in
-    the bundle), then the first task stops the run with its message."""
-    notebook = in_bundle(student.read(offline_bundle / SOLUTION_NAMES[0]))
-    error = run_until_error(notebook, offline_bundle, kernel_env)
-    first = student.stubs(student.read(student.SOLUTIONS / SOLUTION_NAMES[0]))[0]
-    assert (error.ename, error.evalue) == ("NotImplementedError", first)
-    verdicts = [
-        o.get("text", "")
-        for c in notebook.cells
-        if "check" in student.tags(c)
-        for o in c.get("outputs", [])
-    ]
-    assert verdicts and verdicts[0].startswith("PASS check_input"), verdicts
 
 
 def test_bundle_command(tmp_path):
