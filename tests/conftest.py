@@ -16,16 +16,20 @@ os.environ["VGG16_WEIGHTS"] = "standin"
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _user_cache_in_a_temporary_folder(tmp_path_factory):
-    """Grading keeps the stand-in weights in the user's cache (XDG_CACHE_HOME): one folder
-    for the whole session, never the real ~/.cache."""
-    before = os.environ.get("XDG_CACHE_HOME")
-    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+def _user_folders_in_a_temporary_place(tmp_path_factory):
+    """Never the real ~/.config and ~/.cache: grading makes a course secret on first use
+    (XDG_CONFIG_HOME) and keeps the stand-in weights in the user's cache (XDG_CACHE_HOME),
+    one folder each for the whole session."""
+    names = ("XDG_CONFIG_HOME", "XDG_CACHE_HOME")
+    before = {name: os.environ.get(name) for name in names}
+    for name in names:
+        os.environ[name] = str(tmp_path_factory.mktemp(name.split("_")[1].lower()))
     yield
-    if before is None:
-        os.environ.pop("XDG_CACHE_HOME", None)
-    else:
-        os.environ["XDG_CACHE_HOME"] = before
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")

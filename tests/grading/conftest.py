@@ -17,20 +17,6 @@ def tiny(tmp_path_factory):
     return tiny_course.build(tmp_path_factory.mktemp("tiny"))
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _course_secret_in_a_temporary_home(tmp_path_factory):
-    """The CLI makes a course secret on first use: never in the real ~/.config."""
-    import os
-
-    before = os.environ.get("XDG_CONFIG_HOME")
-    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("config"))
-    yield
-    if before is None:
-        os.environ.pop("XDG_CONFIG_HOME", None)
-    else:
-        os.environ["XDG_CONFIG_HOME"] = before
-
-
 @dataclass(frozen=True)
 class ClassRun:
     """The class's grading run: its folders (base holds them all)."""
