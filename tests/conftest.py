@@ -86,6 +86,8 @@ def pytest_collection_finish(session):
     they run beside the other tests."""
     from pythons import BACKGROUND, NEEDS
 
+    if session.config.option.collectonly:
+        return
     names = {getattr(item, "originalname", item.name) for item in session.items}
     BACKGROUND.start([job for test, jobs in NEEDS.items() if test in names for job in jobs])
 

@@ -7,10 +7,12 @@ tests then wait for their results (``BACKGROUND.result``).
 """
 
 import concurrent.futures
+import contextlib
 import glob
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -102,34 +104,46 @@ def write_sources(folder):
     return files
 
 
+def run(argv, timeout, check=False, **options):
+    """subprocess.run, its process ended by ``BACKGROUND.close`` when the session ends first
+    (a run stopped early, --collect-only)."""
+    pipes = dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with subprocess.Popen(argv, start_new_session=True, **pipes, **options) as proc:
+        BACKGROUND.running.add(proc)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        finally:
+            BACKGROUND.running.discard(proc)
+    done = subprocess.CompletedProcess(argv, proc.returncode, out, err)
+    if check:
+        done.check_returncode()
+    return done
+
+
 def resolve_and_compile(version, python, sources, tmp):
     """pip's dry run of requirements.txt for that Python (in a throwaway venv, by this venv's
     pip), and a byte-compile of every source with it."""
     venv = tmp / f"venv{version}"
-    subprocess.run([python, "-m", "venv", "--without-pip", venv], check=True, timeout=120)
+    run([python, "-m", "venv", "--without-pip", venv], 120, check=True)
     report = tmp / f"report{version}.json"
-    pip = subprocess.run(
+    pip = run(
         [sys.executable, "-m", "pip", "--python", tasks.venv_python(venv)]
         + ["install", "--dry-run", "--ignore-installed", "--no-cache-dir", "-q"]
         + ["--disable-pip-version-check", "--report", report, "-r", "requirements.txt"],
+        600,
         cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
     )
-    compiled = subprocess.run(
-        [python, "-c", COMPILE, *map(str, sources)], capture_output=True, text=True, timeout=300
-    )
+    compiled = run([python, "-c", COMPILE, *map(str, sources)], 300)
     return pip, report, compiled
 
 
 def fetch_numpy(target):
     """numpy 1.26.4's wheel unpacked into ``target`` (to put first on a PYTHONPATH)."""
-    subprocess.run(
+    run(
         [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
         + ["--only-binary=:all:", "--no-deps", "--target", target, "numpy==1.26.4"],
+        600,
         check=True,
-        timeout=600,
     )
     return target
 
@@ -141,6 +155,7 @@ class Background:
         self.pool = None
         self.folder = None
         self.jobs = {}  # name -> Future (of None: that Python is missing)
+        self.running = set()  # their processes now
         self._sources = None
 
     def start(self, names):
@@ -176,7 +191,12 @@ class Background:
         return None if job is None else job.result()
 
     def close(self):
+        """End what still runs (no test waits for it any more) and remove the folder."""
         if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            for proc in list(self.running):  # pip --python starts a pip of its own
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
             self.pool.shutdown(wait=True)
             shutil.rmtree(self.folder, ignore_errors=True)
             self.pool = None

@@ -12,7 +12,8 @@ import dataclasses
 import numpy
 import pytest
 import torch
-from check_cases import CURVE_MUTANTS, curve_mutant, notebook_model32, perturbation_curve
+from check_cases import notebook_model32
+from curve_cases import CURVE_MUTANTS, curve_mutant, perturbation_curve
 
 import utils
 from lrpkit.reference import perturbation, references

@@ -20,7 +20,7 @@ test that needs it (the mistakes, the class report, the feedback pages, the brow
 import shutil
 
 import nbformat
-from check_cases import CURVE_MUTANTS
+from curve_cases import CURVE_MUTANTS
 
 from lrpkit.bench import similarity as bench
 from lrpkit.layout import SOLUTIONS

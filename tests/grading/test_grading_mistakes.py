@@ -12,9 +12,9 @@ each mutant of its solution loses its points, named.
 import shutil
 
 import pytest
-from check_cases import CURVE_MUTANTS
 from classcourse import MISTAKES
 from crafting import read_csv
+from curve_cases import CURVE_MUTANTS
 
 from lrpkit.grading.pipeline import grade
 from lrpkit.grading.results.outputs import read_configs
