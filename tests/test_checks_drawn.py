@@ -1,10 +1,9 @@
 """Grading with hidden configurations: Config, observations as text, expected results.
 
-A grader draws a configuration per student (Config.draw), runs each check's observation in
-the kernel, carries it out as text (encode_observation) and judges it against expected
-results it computes itself (lrpkit.reference.references.expected). The solution must pass on any
-drawn configuration; every typical mistake must fail there with its diagnosis, including
-those the public configuration cannot reveal.
+A grader draws a configuration per student (Config.draw), runs each check's observation in the
+kernel, carries it out as text (encode_observation) and judges it against expected results it
+computes itself (references.expected). The solution must pass on any drawn configuration; every
+typical mistake must fail there with its diagnosis, those the public one cannot reveal too.
 """
 
 import base64
