@@ -315,6 +315,8 @@ def grade(
     watch = watch_files(root, submissions, course, standin_cache, out)
     grader = None
     try:
+        if hidden is not None:
+            hidden.share_the_cpus()
         grader = Grader(
             course,
             workdir,

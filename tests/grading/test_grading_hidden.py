@@ -53,3 +53,21 @@ def test_close_drops_configurations_not_started(monkeypatch):
     closing.join(10)
     assert not closing.is_alive() and started == ["a"]
     assert hidden.config("b") == "b", "after close, computed when asked"
+
+
+def test_the_expected_results_take_one_thread_while_the_kernels_run():
+    """share_the_cpus (a grading run, from its start) puts torch on one thread in the
+    grader's process; close gives it back what it had."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        hidden = HiddenChecks(b"secret")
+        hidden.share_the_cpus()
+        hidden.share_the_cpus()  # once: the first count is kept
+        assert torch.get_num_threads() == 1
+        hidden.close()
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
