@@ -333,8 +333,8 @@ def test_lrp_takes_one_gamma_per_layer(standin64, monkeypatch, same_size):
 
 
 @pytest.mark.slow
-def test_the_solution_passes_on_twenty_drawn_configurations(capsys):
-    """Also the worst float64 relative error of each check, printed beside the tolerance."""
+def test_the_solution_passes_on_ten_drawn_configurations(capsys):
+    """Worst float64 errors printed beside the tolerance (20+ configs: test_class_report.py)."""
     worst, configs = {}, set()
     key = {"check_gradient_x_input": "gxi", "check_conv": "lrp", "check_relevance": "rel"}
     calls = {
@@ -342,7 +342,7 @@ def test_the_solution_passes_on_twenty_drawn_configurations(capsys):
         "check_conv": (Conv, ConvPx),
         "check_relevance": (lrp_relevance, ConvPx),
     }
-    for k in range(20):
+    for k in range(10):
         config, exp = references.draw(SECRET, f"student {k:02d}")
         configs.add(config)
         for name, args in calls.items():
@@ -354,7 +354,7 @@ def test_the_solution_passes_on_twenty_drawn_configurations(capsys):
             ref = exp[key[name]]
             error = float(numpy.linalg.norm(obs["R"] - ref) / numpy.linalg.norm(ref))
             worst[name] = max(worst.get(name, 0.0), error)
-    assert len(configs) == 20 and len({c.size for c in configs}) > 5
+    assert len(configs) == 10 and len({c.size for c in configs}) > 3
     with capsys.disabled():
         for name, error in worst.items():
             print(f"\n{name}: worst relative L2 error {error:.1e} (tolerance {checks.TOL:.0e})")

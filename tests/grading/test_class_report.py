@@ -114,6 +114,15 @@ def with_points(rows):
 # -- the run --------------------------------------------------------------------------------
 
 
+def test_full_marks_on_twenty_different_hidden_configurations(class_run, rows):
+    """The correct solutions (the kit's, the independent ones, their copies) each get full
+    marks on a hidden configuration of their own: at least 20 different ones, graded end to
+    end (tests/test_checks_drawn.py prints the worst float64 errors on drawn ones)."""
+    configs = read_configs(class_run.out / "configs.jsonl")
+    full = {configs[s] for s, row in rows.items() if row["total"] == "50"}
+    assert len(full) >= 20, len(full)
+
+
 def test_one_run_graded_the_whole_class(class_run, rows, results):
     assert len(class_run.students) >= 40 and sorted(rows) == class_run.students
     assert rows["empty"]["status"] == "invalid"
