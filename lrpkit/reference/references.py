@@ -309,7 +309,7 @@ def curve_degenerate(config, exp):
     a curve not finite or not falling by every step, the softmax's too close, a curve of the
     small model that another seed, region size or class leaves nearly the same, typical
     mistakes too close to each other (when given), or the public stored curve too close."""
-    rel = lambda a, b: float(numpy.linalg.norm(a - b) / numpy.linalg.norm(b))  # noqa: E731
+    rel = _rel
     curves = {k: v for k, v in exp.items() if k.startswith("curve_") or k == "curve"}
     curves.pop("curve_calls", None)
     if not all(numpy.isfinite(v).all() for v in curves.values()):
